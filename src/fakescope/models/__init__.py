@@ -1,0 +1,31 @@
+"""Models: a registry of temporal deepfake detectors and their safetensors checkpoints."""
+from .backbone import BACKBONE_WEIGHTS_ENV, BackboneWeightsError, create_backbone
+from .checkpoint import (
+    CheckpointError,
+    CheckpointMeta,
+    load_checkpoint,
+    read_checkpoint_header,
+    save_checkpoint,
+    sha256_file,
+)
+from .config import ModelConfig
+from .registry import create_model, list_models, model_config, register_model
+from .temporal_detector import TemporalDeepfakeDetector
+
+__all__ = [
+    "BACKBONE_WEIGHTS_ENV",
+    "BackboneWeightsError",
+    "CheckpointError",
+    "CheckpointMeta",
+    "ModelConfig",
+    "TemporalDeepfakeDetector",
+    "create_backbone",
+    "create_model",
+    "list_models",
+    "load_checkpoint",
+    "model_config",
+    "read_checkpoint_header",
+    "register_model",
+    "save_checkpoint",
+    "sha256_file",
+]

@@ -1,0 +1,69 @@
+"""Backbone creation and initialisation from timm's hub weights or a local file (no network needed)."""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import timm
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+BACKBONE_WEIGHTS_ENV = "FAKESCOPE_BACKBONE_WEIGHTS"
+
+
+class BackboneWeightsError(RuntimeError):
+    """Pretrained backbone weights were asked for but could not be loaded."""
+
+
+def create_backbone(
+    name: str,
+    pretrained: bool = False,
+    weights: str | Path | None = None,
+    bn_eps: float | None = None,
+) -> nn.Module:
+    """Create a timm feature extractor (no pooling, no classifier).
+
+    Weights: ``weights`` (a local safetensors or torch state dict), else ``$FAKESCOPE_BACKBONE_WEIGHTS``, else timm's
+    hub weights when ``pretrained`` (needs a network). Without any of these the backbone is randomly initialised.
+    """
+    weights = weights or os.environ.get(BACKBONE_WEIGHTS_ENV) or None
+    use_hub = pretrained and weights is None
+    try:
+        model = timm.create_model(name, pretrained=use_hub, num_classes=0, global_pool="")
+    except RuntimeError as error:
+        raise ValueError(f"unknown backbone {name!r}: {error}") from error
+    except OSError as error:  # URLError and friends when no hub can be reached
+        raise BackboneWeightsError(
+            f"could not download pretrained weights for {name!r} ({error}); pass a local file with "
+            f"--backbone-weights or ${BACKBONE_WEIGHTS_ENV}"
+        ) from error
+    if weights is not None:
+        load_backbone_weights(model, weights)
+    if bn_eps is not None:
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.eps = bn_eps
+    return model
+
+
+def load_backbone_weights(model: nn.Module, path: str | Path) -> None:
+    """Load a backbone state dict; classifier keys are ignored, any other mismatch is an error."""
+    path = Path(path)
+    if not path.is_file():
+        raise BackboneWeightsError(f"backbone weights file not found: {path}")
+    if path.suffix == ".safetensors":
+        state = load_file(str(path))
+    else:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    state = {k: v for k, v in state.items() if not k.startswith(("fc.", "classifier.", "head."))}
+    result = model.load_state_dict(state, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise BackboneWeightsError(
+            f"{path} does not match the backbone: {len(result.missing_keys)} missing keys "
+            f"(e.g. {result.missing_keys[:3]}), {len(result.unexpected_keys)} unexpected (e.g. {result.unexpected_keys[:3]})"
+        )
+    log.info("loaded backbone weights from %s", path)

@@ -1,0 +1,127 @@
+"""The project's detector: CNN backbone -> two 3x3 convs -> LSTM/GRU over frames -> dense head, a prediction per frame."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .backbone import create_backbone
+from .config import ModelConfig
+from .registry import register_model
+
+
+def _conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=1, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )
+
+
+class TemporalDeepfakeDetector(nn.Module):
+    """Per-frame real/fake logits for sequences of face crops of one track.
+
+    ``forward(clips)`` takes (B, T, 3, H, W) normalised crops and returns (B, T, 2) logits. The stages are also exposed
+    separately so that inference can batch frames through the CNN and run the RNN per track in windows:
+    ``forward_features`` (N, 3, H, W) -> (N, C) and ``forward_temporal`` (B, T, C) -> (B, T, 2).
+    """
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        pretrained: bool = False,
+        backbone_weights: str | Path | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.backbone = create_backbone(
+            config.backbone, pretrained=pretrained, weights=backbone_weights, bn_eps=config.backbone_bn_eps
+        )
+        channels = [self.backbone.num_features, *config.conv_channels]
+        self.convs = nn.Sequential(*[_conv_bn_relu(a, b) for a, b in zip(channels[:-1], channels[1:])])
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        rnn_class = nn.LSTM if config.rnn == "lstm" else nn.GRU
+        self.rnn = rnn_class(
+            input_size=channels[-1],
+            hidden_size=config.hidden_size,
+            num_layers=config.rnn_layers,
+            batch_first=True,
+            bidirectional=config.bidirectional,
+        )
+        layers: list[nn.Module] = []
+        width = config.hidden_size * (2 if config.bidirectional else 1)
+        for dim in config.head_dims:
+            layers += [nn.Linear(width, dim), nn.ReLU(inplace=True), nn.Dropout(config.dropout)]
+            width = dim
+        layers.append(nn.Linear(width, config.num_classes))
+        self.head = nn.Sequential(*layers)
+
+    @property
+    def feature_dim(self) -> int:
+        return self.config.conv_channels[-1]
+
+    def forward_features(self, frames: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) normalised crops -> (N, C) per-frame features (backbone, convs, global average pool)."""
+        x = self.backbone.forward_features(frames)
+        x = self.convs(x)
+        return self.pool(x).flatten(1)
+
+    def forward_temporal(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, T, C) per-frame features of one track each -> (B, T, 2) logits."""
+        sequence, _ = self.rnn(features)
+        return self.forward_head(sequence)
+
+    def forward_head(self, sequence: torch.Tensor) -> torch.Tensor:
+        return self.head(sequence)
+
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        batch, steps = clips.shape[:2]
+        features = self.forward_features(clips.flatten(0, 1))
+        return self.forward_temporal(features.view(batch, steps, -1))
+
+    @torch.no_grad()
+    def predict_track(self, features: torch.Tensor, window: int | None = None) -> torch.Tensor:
+        """p(fake) for each frame of one track from its (T, C) features, in independent windows of ``window`` frames.
+
+        Each window starts from a fresh RNN state, as in training on clips, so memory and behaviour do not depend on
+        the video's length.
+        """
+        window = window or self.config.window
+        out = []
+        for start in range(0, features.shape[0], window):
+            chunk = features[start : start + window].unsqueeze(0)
+            out.append(self.forward_temporal(chunk).softmax(-1)[0, :, 1])
+        return torch.cat(out) if out else features.new_zeros(0)
+
+
+@register_model
+def xception_lstm() -> ModelConfig:
+    """The project's design: ImageNet Xception, convs 128/256, LSTM 256, dense 512/256, dropout 0.3."""
+    return ModelConfig(backbone="legacy_xception", rnn="lstm")
+
+
+@register_model
+def xception_gru() -> ModelConfig:
+    return ModelConfig(backbone="legacy_xception", rnn="gru")
+
+
+@register_model
+def xception_bilstm() -> ModelConfig:
+    return ModelConfig(backbone="legacy_xception", rnn="lstm", bidirectional=True)
+
+
+@register_model
+def tiny_lstm() -> ModelConfig:
+    """A minute model with the same structure, for tests and smoke runs (timm's ``test_resnet`` backbone)."""
+    return ModelConfig(
+        backbone="test_resnet",
+        input_size=64,
+        mean=(0.485, 0.456, 0.406),
+        std=(0.229, 0.224, 0.225),
+        backbone_bn_eps=None,
+        conv_channels=(16, 32),
+        hidden_size=16,
+        head_dims=(32, 16),
+        window=8,
+    )

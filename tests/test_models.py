@@ -1,0 +1,159 @@
+"""The model registry, the design's architecture, windowed inference and checkpoints."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from fakescope.models import (
+    BackboneWeightsError,
+    CheckpointError,
+    CheckpointMeta,
+    create_model,
+    list_models,
+    load_checkpoint,
+    read_checkpoint_header,
+    save_checkpoint,
+)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    return create_model("tiny_lstm").eval()
+
+
+def test_registry_lists_design_variants_and_rejects_unknown():
+    assert {"xception_lstm", "xception_gru", "xception_bilstm", "tiny_lstm"} <= set(list_models())
+    with pytest.raises(ValueError, match="unknown model 'nope'.*xception_lstm"):
+        create_model("nope")
+
+
+def test_xception_lstm_follows_the_design():
+    model = create_model("xception_lstm")
+    convs = [m for m in model.convs.modules() if isinstance(m, nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [(2048, 128), (128, 256)]
+    assert all(c.kernel_size == (3, 3) and c.stride == (1, 1) and c.padding == (1, 1) for c in convs)
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in model.convs.modules()) == 2
+    assert isinstance(model.rnn, nn.LSTM) and model.rnn.hidden_size == 256 and not model.rnn.bidirectional
+    linears = [m for m in model.head if isinstance(m, nn.Linear)]
+    assert [(l.in_features, l.out_features) for l in linears] == [(256, 512), (512, 256), (256, 2)]
+    assert [m.p for m in model.head if isinstance(m, nn.Dropout)] == [0.3, 0.3]
+    model.eval()
+    with torch.no_grad():
+        logits = model(torch.randn(1, 3, 3, 224, 224))
+    assert logits.shape == (1, 3, 2)
+
+
+def test_rnn_type_direction_and_size_are_configuration(tiny):
+    gru = create_model("tiny_lstm", rnn="gru", bidirectional=True, hidden_size=12)
+    assert isinstance(gru.rnn, nn.GRU) and gru.rnn.bidirectional
+    assert gru.head[0].in_features == 24
+    with pytest.raises(ValueError, match="rnn must be"):
+        create_model("tiny_lstm", rnn="transformer")
+
+
+def test_forward_equals_staged_forward(tiny):
+    clips = torch.randn(2, 5, 3, 64, 64)
+    with torch.no_grad():
+        whole = tiny(clips)
+        features = tiny.forward_features(clips.flatten(0, 1)).view(2, 5, -1)
+        staged = tiny.forward_temporal(features)
+    assert torch.allclose(whole, staged, atol=1e-5)
+
+
+def test_predict_track_runs_independent_windows(tiny):
+    features = torch.randn(20, tiny.feature_dim)
+    p_fake = tiny.predict_track(features, window=8)
+    assert p_fake.shape == (20,)
+    assert ((p_fake >= 0) & (p_fake <= 1)).all()
+    with torch.no_grad():
+        second_window = tiny.forward_temporal(features[8:16].unsqueeze(0)).softmax(-1)[0, :, 1]
+    assert torch.allclose(p_fake[8:16], second_window, atol=1e-6)
+    # Changing frames of the first window never changes the second window's predictions.
+    changed = features.clone()
+    changed[:8] = torch.randn(8, tiny.feature_dim)
+    assert torch.allclose(tiny.predict_track(changed, window=8)[8:], p_fake[8:], atol=1e-6)
+    assert not torch.allclose(tiny.predict_track(changed, window=8)[:8], p_fake[:8])
+
+
+def test_checkpoint_round_trip_keeps_outputs_and_config(tiny, tmp_path):
+    path = save_checkpoint(tmp_path / "tiny.safetensors", tiny,
+                           CheckpointMeta(trained=True, threshold=0.42, info={"epochs": 3}))
+    config, meta = read_checkpoint_header(path)
+    assert config == tiny.config
+    assert meta.trained and meta.threshold == 0.42 and meta.info == {"epochs": 3}
+    loaded, meta = load_checkpoint(path)
+    assert len(meta.sha256) == 64
+    clips = torch.randn(1, 4, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(tiny(clips), loaded(clips), atol=1e-6)
+
+
+def test_half_precision_checkpoint_loads_as_fp32(tiny, tmp_path):
+    path = save_checkpoint(tmp_path / "half.safetensors", tiny, half=True)
+    with safe_open(str(path), framework="pt") as handle:
+        assert handle.get_tensor("head.0.weight").dtype == torch.float16
+    loaded, _ = load_checkpoint(path)
+    assert loaded.head[0].weight.dtype == torch.float32
+    clips = torch.randn(1, 4, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(tiny(clips).softmax(-1), loaded(clips).softmax(-1), atol=2e-2)
+
+
+def test_checkpoint_that_does_not_match_its_config_is_refused(tiny, tmp_path):
+    path = save_checkpoint(tmp_path / "tiny.safetensors", tiny)
+    with safe_open(str(path), framework="pt") as handle:
+        tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+        metadata = handle.metadata()
+    config = json.loads(metadata["fakescope.model_config"])
+    config["hidden_size"] = 32
+    metadata["fakescope.model_config"] = json.dumps(config)
+    tampered = tmp_path / "tampered.safetensors"
+    save_file(tensors, str(tampered), metadata=metadata)
+    with pytest.raises(CheckpointError, match="does not match its declared architecture 'tiny_lstm'.*shape"):
+        load_checkpoint(tampered)
+
+
+def test_non_fakescope_files_get_clear_errors(tmp_path):
+    bare = tmp_path / "bare.safetensors"
+    save_file({"w": torch.zeros(2)}, str(bare))
+    with pytest.raises(CheckpointError, match="not a fakescope checkpoint"):
+        load_checkpoint(bare)
+    text = tmp_path / "text.safetensors"
+    text.write_text("hello")
+    with pytest.raises(CheckpointError, match="not a safetensors checkpoint"):
+        load_checkpoint(text)
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "missing.safetensors")
+
+
+def test_backbone_weights_from_a_local_file_and_the_environment(tmp_path, monkeypatch):
+    source = create_model("tiny_lstm")
+    weights = tmp_path / "backbone.safetensors"
+    save_file({k: v.contiguous() for k, v in source.backbone.state_dict().items()}, str(weights))
+    loaded = create_model("tiny_lstm", backbone_weights=weights)
+    for key, value in source.backbone.state_dict().items():
+        assert torch.equal(loaded.backbone.state_dict()[key], value)
+    monkeypatch.setenv("FAKESCOPE_BACKBONE_WEIGHTS", str(weights))
+    from_env = create_model("tiny_lstm")
+    assert torch.equal(from_env.backbone.conv1[0].weight, source.backbone.conv1[0].weight)
+    monkeypatch.delenv("FAKESCOPE_BACKBONE_WEIGHTS")
+    wrong = tmp_path / "wrong.safetensors"
+    save_file({"conv1.weight": torch.zeros(3)}, str(wrong))
+    with pytest.raises(BackboneWeightsError, match="does not match the backbone"):
+        create_model("tiny_lstm", backbone_weights=wrong)
+    with pytest.raises(BackboneWeightsError, match="not found"):
+        create_model("tiny_lstm", backbone_weights=tmp_path / "absent.safetensors")
+
+
+def test_shared_imagenet_xception_loads_with_keras_batchnorm_eps(backbone_weights):
+    model = create_model("xception_lstm", backbone_weights=backbone_weights)
+    with safe_open(str(backbone_weights), framework="pt") as handle:
+        for key in ("conv1.weight", "block12.rep.2.running_var", "bn4.weight"):
+            assert torch.equal(model.backbone.state_dict()[key], handle.get_tensor(key)), key
+    assert all(m.eps == 1e-3 for m in model.backbone.modules() if isinstance(m, nn.BatchNorm2d))
