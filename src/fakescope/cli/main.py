@@ -1,0 +1,60 @@
+"""``fakescope`` command: a subcommand per job."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from .. import __version__
+from . import scan
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """A problem with how the command was called (exit status 2)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fakescope",
+        description="Deepfake video detector: finds the faces in videos and images and predicts real or fake "
+        "for every analysed frame and for each whole input.",
+    )
+    parser.add_argument("--version", action="version", version=f"fakescope {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details (and tracebacks of failures)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    scan.add_parser(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if not args.verbose:
+        # Decoder chatter about damaged files reaches the user as a clear reason in the report instead.
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+        import cv2
+
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        logging.getLogger("libav").setLevel(logging.CRITICAL)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return args.run(args)
+    except UsageError as error:
+        print(f"fakescope {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("fakescope: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,243 @@
+"""``Detector``: the Python API for scanning videos and images (what ``fakescope scan`` runs)."""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from ..faces import create_face_detector
+from ..models import CheckpointMeta, TemporalDeepfakeDetector, load_checkpoint
+from ..video import MediaError, MediaInfo, MediaReader, probe
+from .outputs import write_json, write_predictions_csv
+from .pipeline import FrameAnalyzer, ScanOptions, StageTimer
+from .results import ScanResult, aggregate, label_for, summarise_tracks
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WEIGHTS_NAME = "fakescope-default.safetensors"
+
+
+class WeightsError(RuntimeError):
+    """No usable trained weights: said plainly instead of printing verdicts of an untrained model."""
+
+
+def default_weights_path() -> Path | None:
+    """The trained weights shipped inside the package, if this build has them."""
+    candidate = resources.files("fakescope") / "weights" / DEFAULT_WEIGHTS_NAME
+    path = Path(str(candidate))
+    return path if path.is_file() else None
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but CUDA is not available here")
+    return torch.device(device)
+
+
+class Detector:
+    """A loaded deepfake detector: ``Detector.load(weights).scan("video.mp4", out_dir="results")``."""
+
+    def __init__(
+        self,
+        model: TemporalDeepfakeDetector,
+        meta: CheckpointMeta,
+        options: ScanOptions | None = None,
+        device: str | torch.device = "auto",
+    ) -> None:
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()
+        if self.device.type == "cpu" or self.device.type == "cuda":
+            self.model.backbone.to(memory_format=torch.channels_last)
+            self.model.convs.to(memory_format=torch.channels_last)
+        self.meta = meta
+        self.options = options or ScanOptions()
+        self.face_detector = create_face_detector(
+            "yunet",
+            score_threshold=self.options.detector_score,
+            max_side=self.options.detector_max_side,
+            min_face_size=self.options.min_face_size,
+        )
+
+    @classmethod
+    def load(
+        cls,
+        weights: str | Path | None = None,
+        device: str | torch.device = "auto",
+        allow_untrained: bool = False,
+        options: ScanOptions | None = None,
+        **option_overrides: Any,
+    ) -> "Detector":
+        """Load a checkpoint (default: the weights shipped with the package).
+
+        Raises WeightsError when no trained weights are available, or when the checkpoint is untrained and
+        ``allow_untrained`` is false: verdicts of an untrained model mean nothing.
+        """
+        if weights is None:
+            weights = default_weights_path()
+            if weights is None:
+                raise WeightsError(
+                    "this fakescope build ships no trained weights yet, so it cannot give a verdict. "
+                    "Pass a trained checkpoint with --weights PATH (train one with `fakescope train`)."
+                )
+        model, meta = load_checkpoint(weights)
+        if not meta.trained and not allow_untrained:
+            raise WeightsError(
+                f"{weights} holds an untrained model (its head was never trained): its verdicts would be "
+                "meaningless. Use trained weights, or pass --allow-untrained to exercise the pipeline anyway."
+            )
+        if options is None:
+            options = ScanOptions(**option_overrides)
+        elif option_overrides:
+            raise TypeError("pass either options or option overrides, not both")
+        return cls(model, meta, options, device)
+
+    @property
+    def threshold(self) -> float:
+        return self.options.threshold if self.options.threshold is not None else self.meta.threshold
+
+    def model_info(self) -> dict[str, Any]:
+        return {
+            "name": self.model.config.name,
+            "weights": self.meta.path,
+            "sha256": self.meta.sha256,
+            "trained": self.meta.trained,
+            "config": self.model.config.to_dict(),
+            "device": str(self.device),
+            "precision": self.options.precision,
+        }
+
+    def scan(
+        self,
+        path: str | Path,
+        out_dir: str | Path | None = None,
+        progress: bool = False,
+    ) -> ScanResult:
+        """Scan one video or image; with ``out_dir``, also write its files there. Never raises for bad input:
+        problems come back as ``verdict == "error"`` with a ``reason``."""
+        path = Path(path)
+        result = ScanResult(
+            input=str(path),
+            verdict="error",
+            threshold=self.threshold,
+            aggregation=self.options.aggregation,
+            selection=self.options.selection.describe(),
+            model=self.model_info(),
+        )
+        out = Path(out_dir) if out_dir is not None else None
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            result.outputs["dir"] = str(out)
+        try:
+            self._scan_into(result, path, out, progress)
+        except MediaError as error:
+            result.verdict, result.reason = "error", str(error)
+        except Exception as error:  # keep scanning other inputs; the reason reaches the report
+            log.debug("scan of %s failed", path, exc_info=True)
+            result.verdict, result.reason = "error", f"internal error: {type(error).__name__}: {error}"
+        if out is not None:
+            result.outputs["summary"] = str(write_json(result.to_summary(), out / "summary.json"))
+        return result
+
+    def _scan_into(self, result: ScanResult, path: Path, out: Path | None, progress: bool) -> None:
+        info = probe(path)
+        result.kind = info.kind
+        result.media = {
+            "width": info.width, "height": info.height, "fps": round(info.fps, 4), "frame_count": info.frame_count,
+            "duration_s": round(info.duration_s, 3),
+        }
+        timer = StageTimer()
+        started = time.perf_counter()
+        analyzer = FrameAnalyzer(self.model, self.face_detector, self.options, self.device)
+        expected = _expected_selected(self.options.selection, info)
+        bar = tqdm(total=expected, desc=f"{path.name}: analyse", unit="frame", disable=not progress, leave=False)
+        with MediaReader(path, selection=self.options.selection, decode_all=False) as reader:
+            result.frames = analyzer.analyse(reader, timer, on_frame=lambda: bar.update(1))
+            result.frames_decoded = reader.frames_decoded
+            decode_error = reader.decode_error
+        bar.close()
+        analysis_seconds = time.perf_counter() - started
+
+        result.frames_analysed = len(result.frames)
+        result.frames_with_faces = sum(1 for frame in result.frames if frame.faces)
+        result.tracks = summarise_tracks(result.frames, result.threshold)
+        result.p_fake = aggregate(result.frames, result.tracks, self.options.aggregation)
+        if decode_error:
+            result.verdict, result.reason = "error", decode_error
+        elif result.frames_analysed == 0:
+            result.verdict, result.reason = "error", "no frame could be decoded"
+        elif result.p_fake is None:
+            result.verdict = "no_face"
+            result.reason = f"no face found in {result.frames_analysed} analysed frames"
+        else:
+            result.verdict = label_for(result.p_fake, result.threshold)
+        if not self.meta.trained:
+            result.warnings.append("UNTRAINED MODEL: these scores come from untrained weights and mean nothing")
+        if result.frames_analysed and result.face_ratio < 0.5 and result.frames_with_faces:
+            result.warnings.append(
+                f"faces were found on only {result.frames_with_faces} of {result.frames_analysed} analysed frames"
+            )
+
+        if out is not None:
+            self._write_outputs(result, path, info, out, timer, progress)
+        total_seconds = time.perf_counter() - started
+        result.timing = {
+            "seconds": round(total_seconds, 3),
+            "analysis_seconds": round(analysis_seconds, 3),
+            "analysed_fps": round(result.frames_analysed / analysis_seconds, 3) if analysis_seconds > 0 else None,
+            "end_to_end_fps": round(result.frames_analysed / total_seconds, 3) if total_seconds > 0 else None,
+            "stages": timer.as_dict(),
+        }
+
+    def _write_outputs(
+        self, result: ScanResult, path: Path, info: MediaInfo, out: Path, timer: StageTimer, progress: bool
+    ) -> None:
+        from ..visualization.plots import plot_trend
+        from ..visualization.render import render_annotated_image, render_annotated_video, verdict_banner
+
+        with timer.stage("write"):
+            result.outputs["predictions"] = str(write_predictions_csv(result, out / "predictions.csv"))
+            banner = verdict_banner(result.verdict, result.p_fake)
+            if self.options.plot and info.kind == "video" and result.frames:
+                title = f"{path.name}: {result.verdict}"
+                if result.p_fake is not None:
+                    title += f" (p_fake {result.p_fake:.2f}, {self.options.aggregation})"
+                result.outputs["trend"] = str(plot_trend(result.frames, result.threshold, out / "trend.png", title))
+            if not self.options.annotate or not result.frames:
+                return
+            if info.kind == "image":
+                with MediaReader(path) as reader:
+                    image = next(iter(reader)).image
+                frame = result.frames[0] if result.frames else None
+                result.outputs["annotated"] = str(
+                    render_annotated_image(image, frame, result.threshold, out / "annotated.jpg", banner)
+                )
+                return
+            total = result.frames_decoded or info.frame_count or None
+            bar = tqdm(total=total, desc=f"{path.name}: render", unit="frame", disable=not progress, leave=False)
+            written = render_annotated_video(
+                path, result.frames, result.threshold, out / "annotated.mp4", banner, on_frame=lambda: bar.update(1)
+            )
+            bar.close()
+            result.outputs["annotated"] = str(out / "annotated.mp4")
+            result.frames_rendered = written
+
+
+def _expected_selected(selection, info: MediaInfo) -> int | None:
+    """How many frames the selection should analyse (for the progress bar), or None when unknown."""
+    if info.kind == "image":
+        return 1
+    if not info.frame_count:
+        return None
+    select = selection.selector(info)
+    fps = info.fps or 25.0
+    return sum(1 for index in range(info.frame_count) if select(index, index / fps))
