@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from ..faces import create_face_detector
 from ..models import CheckpointMeta, TemporalDeepfakeDetector, load_checkpoint
-from ..video import MediaError, MediaInfo, MediaReader, probe
+from ..video import MediaError, MediaInfo, MediaReader
 from .outputs import write_json, write_predictions_csv
 from .pipeline import FrameAnalyzer, ScanOptions, StageTimer
 from .results import ScanResult, aggregate, label_for, summarise_tracks
@@ -149,22 +149,22 @@ class Detector:
         return result
 
     def _scan_into(self, result: ScanResult, path: Path, out: Path | None, progress: bool) -> None:
-        info = probe(path)
-        result.kind = info.kind
-        result.media = {
-            "width": info.width, "height": info.height, "fps": round(info.fps, 4), "frame_count": info.frame_count,
-            "duration_s": round(info.duration_s, 3),
-        }
         timer = StageTimer()
         started = time.perf_counter()
         analyzer = FrameAnalyzer(self.model, self.face_detector, self.options, self.device)
-        expected = _expected_selected(self.options.selection, info)
-        bar = tqdm(total=expected, desc=f"{path.name}: analyse", unit="frame", disable=not progress, leave=False)
         with MediaReader(path, selection=self.options.selection, decode_all=False) as reader:
+            info = reader.info
+            result.kind = info.kind
+            result.media = {
+                "width": info.width, "height": info.height, "fps": round(info.fps, 4),
+                "frame_count": info.frame_count, "duration_s": round(info.duration_s, 3),
+            }
+            expected = _expected_selected(self.options.selection, info)
+            bar = tqdm(total=expected, desc=f"{path.name}: analyse", unit="frame", disable=not progress, leave=False)
             result.frames = analyzer.analyse(reader, timer, on_frame=lambda: bar.update(1))
+            bar.close()
             result.frames_decoded = reader.frames_decoded
             decode_error = reader.decode_error
-        bar.close()
         analysis_seconds = time.perf_counter() - started
 
         result.frames_analysed = len(result.frames)

@@ -1,0 +1,141 @@
+"""Scan speed and memory on a 1080p FaceForensics++ clip (run by hand; prints its figures).
+
+    .venv/bin/python benchmarks/scan_speed.py                 # end-to-end speed, every frame, all outputs
+    .venv/bin/python benchmarks/scan_speed.py --memory        # also: peak RSS of the clip vs. the clip looped 10x
+
+Timing does not depend on training, so without --weights the design's model is built from the shared ImageNet
+backbone with an untrained head.
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("FAKESCOPE_SHARED", REPO.parent / "shared"))
+DEFAULT_VIDEO = SHARED / "data/ffpp-mini/original_sequences/actors/c23/videos/09__walking_down_street_outside_angry.mp4"
+BACKBONE = SHARED / "weights/xception-imagenet-keras.safetensors"
+
+
+def make_weights(folder: Path) -> Path:
+    from fakescope.models import create_model, save_checkpoint
+
+    return save_checkpoint(folder / "xception_lstm.safetensors", create_model("xception_lstm", backbone_weights=BACKBONE))
+
+
+def model_only_fps(weights: Path, precision: str, batch_size: int, repeats: int = 5) -> float:
+    import torch
+
+    from fakescope.inference import Detector
+
+    detector = Detector.load(weights, device="cpu", allow_untrained=True, precision=precision)
+    from fakescope.inference.pipeline import resolve_precision
+
+    dtype = resolve_precision(precision, torch.device("cpu"))
+    batch = torch.randn(batch_size, 3, 224, 224).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
+        detector.model.forward_features(batch)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            detector.model.forward_features(batch)
+    return repeats * batch_size / (time.perf_counter() - start)
+
+
+def scan_once(video: Path, weights: Path, out: Path, precision: str, batch_size: int, every: int | None) -> dict:
+    from fakescope.inference import Detector
+    from fakescope.video import FrameSelection
+
+    detector = Detector.load(weights, device="cpu", allow_untrained=True, precision=precision,
+                             batch_size=batch_size, selection=FrameSelection.from_options(every=every))
+    result = detector.scan(video, out_dir=out)
+    if not result.ok:
+        raise SystemExit(f"scan failed: {result.reason}")
+    return {
+        "frames": result.frames_analysed,
+        "frames_with_faces": result.frames_with_faces,
+        "rendered": result.frames_rendered,
+        "timing": result.timing,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def _child(queue, *args) -> None:
+    queue.put(scan_once(*args))
+
+
+def scan_in_child(*args) -> dict:
+    """Each measurement in a fresh process, so its peak RSS is its own."""
+    context = mp.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=_child, args=(queue, *args))
+    process.start()
+    result = queue.get()
+    process.join()
+    return result
+
+
+def loop_video(source: Path, target: Path, times: int) -> Path:
+    from fakescope.video import MediaReader, VideoWriter
+
+    with MediaReader(source) as reader:
+        info = reader.info
+    with VideoWriter(target, info.width, info.height, info.fps, preset="ultrafast") as writer:
+        for _ in range(times):
+            with MediaReader(source) as reader:
+                for frame in reader:
+                    writer.write(frame.image)
+    return target
+
+
+def report(name: str, run: dict) -> None:
+    timing = run["timing"]
+    frames = run["frames"]
+    print(f"\n{name}: {frames} frames analysed ({run['frames_with_faces']} with faces), {run['rendered']} rendered")
+    print(f"  end to end: {timing['seconds']:.1f} s = {frames / timing['seconds']:.2f} frames/s "
+          f"(analysis pass alone {timing['analysed_fps']:.2f} frames/s)")
+    for stage, seconds in sorted(timing["stages"].items(), key=lambda item: -item[1]):
+        print(f"  {stage:<8} {seconds:7.2f} s  {1000 * seconds / frames:7.1f} ms/frame")
+    print(f"  peak RSS {run['peak_rss_mb']:.0f} MB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO)
+    parser.add_argument("--weights", type=Path)
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--memory", action="store_true", help="compare peak RSS: the clip vs. the clip looped 10x")
+    parser.add_argument("--memory-every", type=int, default=4,
+                        help="analyse every Nth frame in the memory runs (both runs alike), to keep them short")
+    args = parser.parse_args()
+    if not args.video.is_file():
+        sys.exit(f"benchmark video not found: {args.video} (set FAKESCOPE_SHARED)")
+    import torch
+
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; video {args.video}")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        weights = args.weights or make_weights(tmp)
+        fps = model_only_fps(weights, args.precision, args.batch_size)
+        print(f"model alone (CNN, batch {args.batch_size}, precision {args.precision}): {fps:.2f} frames/s")
+        run = scan_in_child(args.video, weights, tmp / "scan", args.precision, args.batch_size, None)
+        report("scan, every frame, all outputs", run)
+        if args.memory:
+            long_video = loop_video(args.video, tmp / "long.mp4", 10)
+            short = scan_in_child(args.video, weights, tmp / "short", args.precision, args.batch_size, args.memory_every)
+            report(f"memory: clip, every {args.memory_every}th frame", short)
+            longer = scan_in_child(long_video, weights, tmp / "long", args.precision, args.batch_size, args.memory_every)
+            report(f"memory: clip looped 10x, every {args.memory_every}th frame", longer)
+            ratio = longer["peak_rss_mb"] / short["peak_rss_mb"]
+            print(f"\npeak RSS: {short['peak_rss_mb']:.0f} MB vs {longer['peak_rss_mb']:.0f} MB for 10x the length "
+                  f"({100 * (ratio - 1):+.1f}%)")
+
+
+if __name__ == "__main__":
+    main()
