@@ -1,0 +1,25 @@
+"""Face detection, tracking across frames and FaceForensics++-style crops."""
+from fakescope.faces.crop import crop_face, square_crop_box
+from fakescope.faces.detector import (
+    Detection,
+    FaceDetector,
+    YuNetDetector,
+    available_face_detectors,
+    create_face_detector,
+    find_yunet_model,
+)
+from fakescope.faces.tracker import FaceTracker, TrackedFace, box_iou
+
+__all__ = [
+    "Detection",
+    "FaceDetector",
+    "FaceTracker",
+    "TrackedFace",
+    "YuNetDetector",
+    "available_face_detectors",
+    "box_iou",
+    "create_face_detector",
+    "crop_face",
+    "find_yunet_model",
+    "square_crop_box",
+]
