@@ -1,0 +1,172 @@
+"""``fakescope evaluate``: measure a checkpoint on labelled datasets, at frame level and at video level."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .scan import _positive_int, _probability
+
+if TYPE_CHECKING:
+    from ..data.items import VideoItem
+
+DESCRIPTION = """\
+Scan the videos of one or more labelled datasets with a checkpoint and measure it, for example:
+
+  fakescope evaluate --weights runs/ffpp/model.safetensors \\
+      --data 'ffpp:../shared/data/ffpp-mini?holdout=585,599' --split val --out eval/ffpp-val
+
+SPEC is KIND:ROOT[?key=value&...] (kinds: ffpp, dfdc, celebdf, folder, manifest). A folder dataset holds
+ROOT/real/ and ROOT/fake/.
+
+Metrics come at two levels, always labelled as such:
+  frame-level  every analysed face crop on its own (from the face tracks that count in the verdict)
+  video-level  one score per video: its aggregated p_fake, the score behind its verdict
+Videos without a face, or that fail to decode, are left out of both levels and listed as not scored.
+Per-method rows use the method's fakes together with all reals of the same dataset.
+
+DIR receives metrics.json, metrics.md (tables), roc.png, confusion.png, predictions.csv (a row per analysed
+face) and videos.csv (a row per video, with its verdict or the reason it was not scored).
+
+Exit status: 0 when every video was scanned, 1 when some failed (the others still count), 2 for a usage error.
+"""
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "evaluate",
+        help="measure a checkpoint on labelled datasets (frame-level and video-level metrics)",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-w", "--weights", type=Path, required=True, metavar="PATH", help="checkpoint (.safetensors) to evaluate")
+    parser.add_argument("--data", action="append", required=True, metavar="SPEC",
+                        help="a dataset to evaluate on, KIND:ROOT[?options] (repeat for several)")
+    parser.add_argument("-o", "--out", type=Path, required=True, metavar="DIR", help="output directory for the report")
+    parser.add_argument("--split", help="evaluate only the videos of this split (train, val or test)")
+    parser.add_argument("--limit", type=_positive_int, metavar="N",
+                        help="evaluate at most N videos: reals and fakes alternately, drawn in turn from each dataset "
+                             "and method so that every one stays represented")
+    frames = parser.add_argument_group("frame selection (default: 32 evenly spaced frames per video)")
+    choice = frames.add_mutually_exclusive_group()
+    choice.add_argument("--frames", type=_positive_int, metavar="N", help="analyse N evenly spaced frames")
+    choice.add_argument("--every", type=_positive_int, metavar="N", help="analyse every Nth frame")
+    model = parser.add_argument_group("model")
+    model.add_argument("--threshold", type=_probability,
+                       help="p_fake at or above which a face or video is called fake (default: the checkpoint's)")
+    model.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    model.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
+                       help="compute precision of the CNN (default: fp32 on CPU, fp16 on CUDA)")
+    model.add_argument("--batch-size", type=_positive_int, default=8, help="face crops per CNN batch (default: 8)")
+    model.add_argument("--allow-untrained", action="store_true",
+                       help="accept a checkpoint whose head was never trained (for testing only: its scores "
+                            "mean nothing)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(run=run)
+
+
+def _interleave(queues: list[list[VideoItem]]) -> list[VideoItem]:
+    """One item from each queue in turn, until all are empty."""
+    merged: list[VideoItem] = []
+    for depth in range(max((len(queue) for queue in queues), default=0)):
+        merged.extend(queue[depth] for queue in queues if depth < len(queue))
+    return merged
+
+
+def limit_items(items: list[VideoItem], limit: int | None) -> list[VideoItem]:
+    """At most ``limit`` items, alternating real and fake; the reals taken in turn from each dataset, the fakes
+    from each (dataset, method). Stable for the same items."""
+    from ..data.items import FAKE
+
+    if limit is None or len(items) <= limit:
+        return list(items)
+    groups: dict[tuple[int, str, str], list[VideoItem]] = {}
+    for item in sorted(items, key=lambda item: item.key or str(item.path)):
+        method = item.method if item.label == FAKE else ""
+        groups.setdefault((item.label, item.dataset, method), []).append(item)
+    reals = _interleave([groups[name] for name in sorted(groups) if name[0] != FAKE])
+    fakes = _interleave([groups[name] for name in sorted(groups) if name[0] == FAKE])
+    return _interleave([reals, fakes])[:limit]
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..data import load_dataset
+    from ..data.items import DatasetSpec
+    from ..evaluation import evaluate_videos
+    from ..inference import Detector, ScanOptions, WeightsError
+    from ..models import CheckpointError
+    from ..video import FrameSelection
+    from .main import EXIT_FAILED, EXIT_OK, UsageError
+
+    try:
+        specs = [DatasetSpec.parse(text) for text in args.data]
+    except ValueError as error:
+        raise UsageError(str(error)) from error
+    items = []
+    for spec in specs:
+        try:
+            items.extend(load_dataset(spec))
+        except (ValueError, FileNotFoundError, NotADirectoryError) as error:
+            raise UsageError(f"cannot read dataset {spec.kind}:{spec.root}: {error}") from error
+    if args.split is not None:
+        available = sorted({str(item.split) for item in items})
+        items = [item for item in items if item.split == args.split]
+        if not items:
+            raise UsageError(f"no video of split {args.split!r} in the data (splits present: {', '.join(available)})")
+    if not items:
+        raise UsageError("the datasets hold no videos")
+    items = limit_items(items, args.limit)
+
+    selection = FrameSelection.from_options(every=args.every, frames=None if args.every else (args.frames or 32))
+    options = ScanOptions(selection=selection, threshold=args.threshold, batch_size=args.batch_size,
+                          precision=args.precision, annotate=False, plot=False)
+    try:
+        detector = Detector.load(args.weights, device=args.device, allow_untrained=args.allow_untrained,
+                                 options=options)
+    except (WeightsError, CheckpointError, ValueError, FileNotFoundError) as error:
+        raise UsageError(str(error)) from error
+    if not detector.meta.trained:
+        print("WARNING: untrained model (--allow-untrained): the metrics below mean nothing.", file=sys.stderr)
+
+    result = evaluate_videos(detector, items, progress=not args.quiet, save_predictions_dir=args.out)
+    inputs: dict[str, Any] = {
+        "weights": str(args.weights),
+        "weights_sha256": detector.meta.sha256,
+        "trained": detector.meta.trained,
+        "data": [spec.to_dict() for spec in specs],
+        "split": args.split,
+        "limit": args.limit,
+        "videos": len(items),
+        "frame_selection": selection.describe(),
+        "aggregation": detector.options.aggregation,
+        "threshold": detector.threshold,
+        "threshold_source": "--threshold" if args.threshold is not None else "checkpoint",
+        "device": str(detector.device),
+    }
+    title = f"fakescope evaluation of {args.weights.name} on " + ", ".join(f"{s.kind}:{s.root.name}" for s in specs)
+    if args.split:
+        title += f" ({args.split} split)"
+    result.write_report(args.out, title, inputs)
+
+    print(_summary(result.metrics))
+    print(f"report: {result.files['markdown']} (also metrics.json, roc.png, confusion.png, predictions.csv, "
+          f"videos.csv in {args.out})")
+    return EXIT_FAILED if result.failed else EXIT_OK
+
+
+def _summary(metrics: dict[str, Any]) -> str:
+    videos, video, frame = metrics["videos"], metrics["video_level"], metrics["frame_level"]
+
+    def number(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    lines = [
+        f"{videos['total']} videos: {videos['scored']} scored, {videos['not_scored']} not scored "
+        f"({videos['no_face']} without a face, {videos['failed']} failed); threshold {metrics['threshold']:.3f}",
+        f"video-level: AUC {number(video['auc'])}, accuracy {number(video['accuracy'])} "
+        f"({video['n_real']} real / {video['n_fake']} fake videos)",
+        f"frame-level: AUC {number(frame['auc'])}, accuracy {number(frame['accuracy'])} "
+        f"({frame['n']} faces from {frame['n_videos']} videos)",
+    ]
+    return "\n".join(lines)
