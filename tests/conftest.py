@@ -52,3 +52,15 @@ def fake_video(ffpp_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def backbone_weights(shared_dir: Path) -> Path:
     return shared_dir / "weights" / "xception-imagenet-keras.safetensors"
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory) -> Path:
+    """A checkpoint of the minute ``tiny_lstm`` model, untrained (load it with allow_untrained=True)."""
+    import torch
+
+    from fakescope.models import CheckpointMeta, create_model, save_checkpoint
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "tiny.safetensors"
+    return save_checkpoint(path, create_model("tiny_lstm"), CheckpointMeta(trained=False, threshold=0.5))

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import cv2
 import pytest
-import torch
 
 from clips import make_clip
 from fakescope.cli.evaluate import limit_items
@@ -15,18 +14,10 @@ from fakescope.data.items import FAKE, REAL, VideoItem
 from fakescope.evaluation import evaluate_videos
 from fakescope.evaluation.evaluate import frame_rows_for, video_row_for
 from fakescope.inference import Detector, FaceRecord, FrameRecord, ScanResult, TrackSummary
-from fakescope.models import CheckpointMeta, create_model, save_checkpoint
 from fakescope.video import FrameSelection
 
 CLIP = {"n_frames": 8, "size": (320, 240)}
 FRAMES = 4
-
-
-@pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights") / "tiny.safetensors"
-    return save_checkpoint(path, create_model("tiny_lstm"), CheckpointMeta(trained=False, threshold=0.5))
 
 
 @pytest.fixture(scope="module")

@@ -19,15 +19,8 @@ from fakescope.cli.main import main
 from fakescope.faces import create_face_detector
 from fakescope.inference import Detector, FrameAnalyzer, ScanOptions, StageTimer, WeightsError
 from fakescope.inference import detector as detector_module
-from fakescope.models import CheckpointMeta, create_model, save_checkpoint
+from fakescope.models import create_model
 from fakescope.video import Frame, FrameSelection, MediaReader
-
-
-@pytest.fixture(scope="session")
-def tiny_weights(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights") / "tiny.safetensors"
-    return save_checkpoint(path, create_model("tiny_lstm"), CheckpointMeta(trained=False, threshold=0.5))
 
 
 @pytest.fixture(scope="session")

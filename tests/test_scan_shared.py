@@ -7,24 +7,16 @@ from pathlib import Path
 
 import av
 import pytest
-import torch
 
 from fakescope.cli.main import main
 from fakescope.inference import Detector
-from fakescope.models import CheckpointMeta, create_model, save_checkpoint
+from fakescope.models import create_model, save_checkpoint
 from fakescope.video import FrameSelection
 
 
 def _labels(ffpp_dir: Path) -> dict[str, dict[str, str]]:
     with open(ffpp_dir / "labels.csv", newline="") as handle:
         return {row["path"]: row for row in csv.DictReader(handle)}
-
-
-@pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights") / "tiny.safetensors"
-    return save_checkpoint(path, create_model("tiny_lstm"), CheckpointMeta(trained=False))
 
 
 @pytest.mark.parametrize("which", ["real_video", "fake_video"])

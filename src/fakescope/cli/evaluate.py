@@ -6,7 +6,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .scan import _positive_int, _probability
+from .arguments import positive_int, probability
+
 
 if TYPE_CHECKING:
     from ..data.items import VideoItem
@@ -45,20 +46,20 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                         help="a dataset to evaluate on, KIND:ROOT[?options] (repeat for several)")
     parser.add_argument("-o", "--out", type=Path, required=True, metavar="DIR", help="output directory for the report")
     parser.add_argument("--split", help="evaluate only the videos of this split (train, val or test)")
-    parser.add_argument("--limit", type=_positive_int, metavar="N",
+    parser.add_argument("--limit", type=positive_int, metavar="N",
                         help="evaluate at most N videos: reals and fakes alternately, drawn in turn from each dataset "
                              "and method so that every one stays represented")
     frames = parser.add_argument_group("frame selection (default: 32 evenly spaced frames per video)")
     choice = frames.add_mutually_exclusive_group()
-    choice.add_argument("--frames", type=_positive_int, metavar="N", help="analyse N evenly spaced frames")
-    choice.add_argument("--every", type=_positive_int, metavar="N", help="analyse every Nth frame")
+    choice.add_argument("--frames", type=positive_int, metavar="N", help="analyse N evenly spaced frames")
+    choice.add_argument("--every", type=positive_int, metavar="N", help="analyse every Nth frame")
     model = parser.add_argument_group("model")
-    model.add_argument("--threshold", type=_probability,
+    model.add_argument("--threshold", type=probability,
                        help="p_fake at or above which a face or video is called fake (default: the checkpoint's)")
     model.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     model.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
                        help="compute precision of the CNN (default: fp32 on CPU, fp16 on CUDA)")
-    model.add_argument("--batch-size", type=_positive_int, default=8, help="face crops per CNN batch (default: 8)")
+    model.add_argument("--batch-size", type=positive_int, default=8, help="face crops per CNN batch (default: 8)")
     model.add_argument("--allow-untrained", action="store_true",
                        help="accept a checkpoint whose head was never trained (for testing only: its scores "
                             "mean nothing)")

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .arguments import positive_float, positive_int
+
 DEFAULT_FRAMES = 32
 
 DESCRIPTION = f"""\
@@ -42,34 +44,20 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                         help="only the videos of this split (default: all)")
     frames = parser.add_argument_group(f"frame selection (default: {DEFAULT_FRAMES} evenly spaced frames)")
     choice = frames.add_mutually_exclusive_group()
-    choice.add_argument("--frames", type=_positive_int, metavar="N", help="N evenly spaced frames per video")
-    choice.add_argument("--every", type=_positive_int, metavar="N", help="every Nth frame")
+    choice.add_argument("--frames", type=positive_int, metavar="N", help="N evenly spaced frames per video")
+    choice.add_argument("--every", type=positive_int, metavar="N", help="every Nth frame")
     faces = parser.add_argument_group("faces")
     faces.add_argument("--tracks", choices=["main", "all"], default="main",
                        help="main: only the face track with the most detections (the manipulated face in "
                             "these datasets); all: every face (default: main)")
-    faces.add_argument("--margin", type=_positive_float, default=1.3,
+    faces.add_argument("--margin", type=positive_float, default=1.3,
                        help="crop side as a multiple of the face box (default: 1.3, the FaceForensics++ convention)")
-    faces.add_argument("--size", type=_positive_int, default=224, help="crop side in pixels (default: 224)")
-    faces.add_argument("--detect-size", type=_positive_int, default=640,
+    faces.add_argument("--size", type=positive_int, default=224, help="crop side in pixels (default: 224)")
+    faces.add_argument("--detect-size", type=positive_int, default=640,
                        help="longest side of the downscaled frame the face detector sees (default: 640)")
-    parser.add_argument("--workers", type=_positive_int, default=1, help="parallel processes (default: 1)")
+    parser.add_argument("--workers", type=positive_int, default=1, help="parallel processes (default: 1)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=run)
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be a positive integer")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be positive")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,6 +6,8 @@ import json
 import sys
 from pathlib import Path
 
+from .arguments import positive_float, positive_int, probability
+
 DESCRIPTION = """\
 Scan videos, images or whole directories (recursively) for deepfaked faces.
 
@@ -49,26 +51,26 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     model.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
                        help="compute precision of the CNN (default: fp32 on CPU, fp16 on CUDA; bf16 is faster "
                             "on CPUs with AVX-512 BF16)")
-    model.add_argument("--batch-size", type=_positive_int, default=8, help="face crops per CNN batch (default: 8)")
-    model.add_argument("--window", type=_positive_int,
+    model.add_argument("--batch-size", type=positive_int, default=8, help="face crops per CNN batch (default: 8)")
+    model.add_argument("--window", type=positive_int,
                        help="frames per temporal window of a track (default: the checkpoint's)")
     frames = parser.add_argument_group("frame selection (default: every frame)")
     choice = frames.add_mutually_exclusive_group()
-    choice.add_argument("--every", type=_positive_int, metavar="N", help="analyse every Nth frame")
-    choice.add_argument("--frames", type=_positive_int, metavar="N", help="analyse N evenly spaced frames")
-    choice.add_argument("--fps", type=_positive_float, metavar="F", help="analyse F frames per second")
+    choice.add_argument("--every", type=positive_int, metavar="N", help="analyse every Nth frame")
+    choice.add_argument("--frames", type=positive_int, metavar="N", help="analyse N evenly spaced frames")
+    choice.add_argument("--fps", type=positive_float, metavar="F", help="analyse F frames per second")
     verdict = parser.add_argument_group("verdict")
-    verdict.add_argument("--threshold", type=_probability,
+    verdict.add_argument("--threshold", type=probability,
                          help="p_fake at or above which a face or input is called fake (default: the checkpoint's)")
     verdict.add_argument("--aggregate", choices=sorted(AGGREGATIONS), default="max_track",
                          help="how frame scores become the input's score: "
                               + "; ".join(f"{k}: {v}" for k, v in AGGREGATIONS.items()))
     faces = parser.add_argument_group("faces")
-    faces.add_argument("--margin", type=_positive_float, default=1.3,
+    faces.add_argument("--margin", type=positive_float, default=1.3,
                        help="crop side as a multiple of the face box (default: 1.3, the FaceForensics++ convention)")
-    faces.add_argument("--detect-size", type=_positive_int, default=640,
+    faces.add_argument("--detect-size", type=positive_int, default=640,
                        help="longest side of the downscaled frame the face detector sees (default: 640)")
-    faces.add_argument("--min-face", type=_positive_int, default=24,
+    faces.add_argument("--min-face", type=positive_int, default=24,
                        help="ignore faces smaller than this many pixels (default: 24)")
     output = parser.add_argument_group("output")
     output.add_argument("--no-video", action="store_true", help="skip the annotated video")
@@ -77,27 +79,6 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                         help="print the summaries as JSON on standard output (messages go to standard error)")
     output.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(run=run)
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be a positive integer")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be positive")
-    return value
-
-
-def _probability(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError("must be between 0 and 1")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:

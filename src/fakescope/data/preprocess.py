@@ -18,6 +18,8 @@ import re
 import shutil
 import time
 from collections import Counter, defaultdict
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -334,10 +336,19 @@ def preprocess(
             context = multiprocessing.get_context("spawn")
             names = {(item.dataset, item.key): safe_key(item) for item in pending}
             tasks = [(item, cache_dir, settings) for item in pending]
-            with context.Pool(min(workers, len(pending)), initializer=_init_worker,
-                              initargs=(detector_max_side,)) as pool:
-                for record in pool.imap_unordered(_work, tasks, chunksize=1):
-                    finished(names[(record["dataset"], record["key"])], record)
+            # An executor, unlike multiprocessing.Pool, fails loudly when a worker dies instead of waiting forever.
+            with ProcessPoolExecutor(min(workers, len(pending)), mp_context=context, initializer=_init_worker,
+                                     initargs=(detector_max_side,)) as pool:
+                futures = [pool.submit(_work, task) for task in tasks]
+                try:
+                    for future in as_completed(futures):
+                        record = future.result()
+                        finished(names[(record["dataset"], record["key"])], record)
+                except BrokenProcessPool as error:
+                    raise RuntimeError(
+                        "a preprocessing worker process died (out of memory?); finished videos are kept in the "
+                        "cache: run the same command again to resume"
+                    ) from error
     finally:
         bar.close()
 

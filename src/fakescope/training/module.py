@@ -153,6 +153,10 @@ class DetectorModule(L.LightningModule):
         raise ValueError(f"unknown scheduler {optim.scheduler!r}: use cosine, plateau or none")
 
 
+def _canonical(path) -> str:
+    return str(Path(path).resolve())
+
+
 class CropClipDataModule(L.LightningDataModule):
     """Preprocesses the configured datasets once (rank 0), then serves clips of cached face crops."""
 
@@ -195,10 +199,10 @@ class CropClipDataModule(L.LightningDataModule):
 
         train, val = self._items()
         records = load_index(self.cache_dir)
-        train_paths = {str(item.path) for item in train}
-        val_paths = {str(item.path) for item in val}
-        self.train_tracks = tracks_from_index(r for r in records if str(r.path) in train_paths)
-        self.val_tracks = tracks_from_index(r for r in records if str(r.path) in val_paths)
+        train_paths = {_canonical(item.path) for item in train}
+        val_paths = {_canonical(item.path) for item in val}
+        self.train_tracks = tracks_from_index(r for r in records if _canonical(r.path) in train_paths)
+        self.val_tracks = tracks_from_index(r for r in records if _canonical(r.path) in val_paths)
         if not self.train_tracks:
             raise ValueError("no face crops for the training videos (see the preprocess report)")
         overlap = train_paths & val_paths
