@@ -157,3 +157,18 @@ def test_shared_imagenet_xception_loads_with_keras_batchnorm_eps(backbone_weight
         for key in ("conv1.weight", "block12.rep.2.running_var", "bn4.weight"):
             assert torch.equal(model.backbone.state_dict()[key], handle.get_tensor(key)), key
     assert all(m.eps == 1e-3 for m in model.backbone.modules() if isinstance(m, nn.BatchNorm2d))
+
+
+def test_streaming_one_frame_at_a_time_matches_the_whole_window(tiny):
+    features = torch.randn(6, tiny.feature_dim)
+    whole = tiny.predict_track(features, window=6)
+    state, streamed = None, []
+    for frame in features:
+        p_fake, state = tiny.stream_step(frame.unsqueeze(0), state)
+        streamed.append(float(p_fake[0]))
+    assert streamed == pytest.approx(whole.tolist(), abs=1e-5)
+    # Two tracks at once keep separate states.
+    pair, _ = tiny.stream_step(torch.stack([features[0], features[0]]), None)
+    assert pair[0] == pytest.approx(float(whole[0]), abs=1e-5) and pair[1] == pytest.approx(pair[0])
+    with pytest.raises(ValueError, match="bidirectional"):
+        create_model("tiny_lstm", bidirectional=True).eval().stream_step(features[:1])

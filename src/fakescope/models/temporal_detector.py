@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -79,6 +80,19 @@ class TemporalDeepfakeDetector(nn.Module):
         batch, steps = clips.shape[:2]
         features = self.forward_features(clips.flatten(0, 1))
         return self.forward_temporal(features.view(batch, steps, -1))
+
+    @torch.no_grad()
+    def stream_step(self, features: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+        """Causal inference: p(fake) for one new frame of each of N tracks, carrying the RNN state.
+
+        ``features`` is (N, C) (one frame per track), ``state`` what the previous call returned for the same N
+        tracks in the same order (None to start). Returns ((N,) p_fake, new state). Bidirectional models look at
+        future frames and cannot stream.
+        """
+        if self.config.bidirectional:
+            raise ValueError("a bidirectional model needs future frames: streaming needs a unidirectional RNN")
+        sequence, state = self.rnn(features.unsqueeze(1), state)
+        return self.forward_head(sequence[:, 0]).softmax(-1)[:, 1], state
 
     @torch.no_grad()
     def predict_track(self, features: torch.Tensor, window: int | None = None) -> torch.Tensor:
