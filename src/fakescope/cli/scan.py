@@ -19,7 +19,13 @@ For each input, DIR/<input name>/ receives:
   annotated.mp4    every frame with a box per face, green real / red fake, and its score (H.264, plays in
                    browsers); annotated.jpg for images
   trend.png        p_fake over time per face track, with the threshold (videos)
-and DIR/report.csv and DIR/report.json cover all inputs.
+  report.html      a self-contained page (images inlined, nothing fetched): verdict, trend, tracks, the most
+                   fake frames, the model and how the verdict is computed (off with --no-report)
+with --heatmap also (Grad-CAM of the FAKE class, red where the face pushed the score towards fake):
+  heatmap.mp4      the annotated video with each face's heatmap blended in; heatmap.jpg for images
+  heatmaps/        track<id>_frame<index>.png (the frame) and track<id>_frame<index>_crop.png (the face
+                   crop) for the 3 most fake frames of each track
+and DIR/report.csv, DIR/report.json and DIR/index.html (linking each report.html) cover all inputs.
 
 Verdict: each face track scores the mean p_fake of its frames; the input takes its most fake track
 (--aggregate max_track). It is "fake" when that score is at or above the threshold.
@@ -75,6 +81,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     output = parser.add_argument_group("output")
     output.add_argument("--no-video", action="store_true", help="skip the annotated video")
     output.add_argument("--no-plot", action="store_true", help="skip trend.png")
+    output.add_argument("--heatmap", action="store_true",
+                        help="also write Grad-CAM heatmaps of the FAKE class: heatmap.mp4 (heatmap.jpg for images) "
+                             "and heatmaps/*.png of the most fake frames (one more decode and a backward pass per "
+                             "analysed face)")
+    output.add_argument("--no-report", action="store_true", help="skip report.html and index.html")
     output.add_argument("--json", action="store_true",
                         help="print the summaries as JSON on standard output (messages go to standard error)")
     output.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -101,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
         annotate=not args.no_video,
         plot=not args.no_plot,
         precision=args.precision,
+        heatmap=args.heatmap,
+        report=not args.no_report,
     )
     try:
         detector = Detector.load(args.weights, device=args.device, allow_untrained=args.allow_untrained,
@@ -123,6 +136,10 @@ def run(args: argparse.Namespace) -> int:
         results.append(result)
         print(_one_line(result), file=messages, flush=True)
     csv_path, _ = write_report(results, out_root)
+    if not args.no_report:
+        from ..visualization.report_html import write_index
+
+        write_index(results, out_root)
     failed = sum(not result.ok for result in results)
     print(f"{len(results) - failed} of {len(results)} inputs scanned"
           + (f", {failed} failed" if failed else "") + f"; report: {csv_path}", file=messages)

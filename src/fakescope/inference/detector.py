@@ -5,8 +5,9 @@ import logging
 import time
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -16,6 +17,9 @@ from ..video import MediaError, MediaInfo, MediaReader
 from .outputs import write_json, write_predictions_csv
 from .pipeline import FrameAnalyzer, ScanOptions, StageTimer
 from .results import ScanResult, aggregate, label_for, summarise_tracks
+
+if TYPE_CHECKING:
+    from ..visualization.render import FrameRenderer, RenderOutput
 
 log = logging.getLogger(__name__)
 
@@ -201,34 +205,75 @@ class Detector:
         self, result: ScanResult, path: Path, info: MediaInfo, out: Path, timer: StageTimer, progress: bool
     ) -> None:
         from ..visualization.plots import plot_trend
-        from ..visualization.render import render_annotated_image, render_annotated_video, verdict_banner
+        from ..visualization.render import FrameRenderer, verdict_banner
 
         with timer.stage("write"):
             result.outputs["predictions"] = str(write_predictions_csv(result, out / "predictions.csv"))
-            banner = verdict_banner(result.verdict, result.p_fake)
             if self.options.plot and info.kind == "video" and result.frames:
                 title = f"{path.name}: {result.verdict}"
                 if result.p_fake is not None:
                     title += f" (p_fake {result.p_fake:.2f}, {self.options.aggregation})"
                 result.outputs["trend"] = str(plot_trend(result.frames, result.threshold, out / "trend.png", title))
-            if not self.options.annotate or not result.frames:
-                return
-            if info.kind == "image":
-                with MediaReader(path) as reader:
-                    image = next(iter(reader)).image
-                frame = result.frames[0] if result.frames else None
-                result.outputs["annotated"] = str(
-                    render_annotated_image(image, frame, result.threshold, out / "annotated.jpg", banner)
-                )
-                return
+        heatmaps = None
+        if self.options.heatmap and result.frames_with_faces:
+            heatmaps = self._compute_heatmaps(result, path, timer, progress)
+        rendered: RenderOutput | None = None
+        # The report's thumbnails come from this pass; without videos to write it is skipped to stay cheap.
+        if (self.options.annotate or heatmaps is not None) and result.frames:
+            renderer = FrameRenderer(
+                result.frames, result.threshold, verdict_banner(result.verdict, result.p_fake), self.options.margin,
+                heatmaps=heatmaps, heatmap_dir=out / "heatmaps" if heatmaps is not None else None,
+            )
+            with timer.stage("write"):
+                rendered = self._render(result, path, info, out, renderer, heatmaps is not None, progress)
+            if rendered.heatmap_pngs:
+                result.outputs["heatmap_frames"] = [str(png) for png in rendered.heatmap_pngs]
+        if self.options.report:
+            from ..visualization.report_html import write_input_report
+
+            with timer.stage("write"):
+                highlights = rendered.highlights if rendered is not None else []
+                result.outputs["report"] = str(write_input_report(result, out / "report.html", highlights))
+
+    def _compute_heatmaps(
+        self, result: ScanResult, path: Path, timer: StageTimer, progress: bool
+    ) -> dict[tuple[int, int], np.ndarray]:
+        from ..visualization.gradcam import compute_heatmaps
+
+        bar = tqdm(total=result.frames_with_faces, desc=f"{path.name}: heatmaps", unit="frame",
+                   disable=not progress, leave=False)
+        with timer.stage("heatmap"):
+            heatmaps = compute_heatmaps(
+                self.model, path, result.frames, self.options.selection, self.options.margin,
+                self.options.window or self.model.config.window, self.device, on_frame=lambda: bar.update(1),
+            )
+        bar.close()
+        return heatmaps
+
+    def _render(
+        self, result: ScanResult, path: Path, info: MediaInfo, out: Path, renderer: FrameRenderer,
+        with_heatmap: bool, progress: bool,
+    ) -> RenderOutput:
+        from ..visualization.render import render_still, render_video
+
+        suffix = ".jpg" if info.kind == "image" else ".mp4"
+        annotated_path = out / f"annotated{suffix}" if self.options.annotate else None
+        heatmap_path = out / f"heatmap{suffix}" if with_heatmap else None
+        if info.kind == "image":
+            with MediaReader(path) as reader:
+                image = next(iter(reader)).image
+            rendered = render_still(image, renderer, result.frames[0].frame_index, annotated_path, heatmap_path)
+        else:
             total = result.frames_decoded or info.frame_count or None
             bar = tqdm(total=total, desc=f"{path.name}: render", unit="frame", disable=not progress, leave=False)
-            written = render_annotated_video(
-                path, result.frames, result.threshold, out / "annotated.mp4", banner, on_frame=lambda: bar.update(1)
-            )
+            rendered = render_video(path, renderer, annotated_path, heatmap_path, on_frame=lambda: bar.update(1))
             bar.close()
-            result.outputs["annotated"] = str(out / "annotated.mp4")
-            result.frames_rendered = written
+            result.frames_rendered = rendered.frames_written
+        if annotated_path is not None:
+            result.outputs["annotated"] = str(annotated_path)
+        if heatmap_path is not None:
+            result.outputs["heatmap"] = str(heatmap_path)
+        return rendered
 
 
 def _expected_selected(selection, info: MediaInfo) -> int | None:

@@ -34,6 +34,8 @@ class ScanOptions:
     annotate: bool = True
     plot: bool = True
     precision: str = "auto"
+    heatmap: bool = False  # Grad-CAM heatmaps of the fake class: heatmap.mp4/.jpg and heatmaps/*.png
+    report: bool = True  # report.html
 
 
 class StageTimer:

@@ -141,7 +141,7 @@ class ScanResult:
     model: dict[str, Any] = field(default_factory=dict)
     timing: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
-    outputs: dict[str, str] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)  # paths as strings; lists of them for many files
     frames: list[FrameRecord] = field(default_factory=list, repr=False)
 
     @property
