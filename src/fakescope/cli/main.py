@@ -7,7 +7,7 @@ import os
 import sys
 
 from .. import __version__
-from . import evaluate, preprocess, scan, train
+from . import evaluate, live, preprocess, scan, train
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log details (and tracebacks of failures)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     scan.add_parser(commands)
+    live.add_parser(commands)
     preprocess.add_parser(commands)
     train.add_parser(commands)
     evaluate.add_parser(commands)
