@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .arguments import positive_int, probability
+from .arguments import add_model_options, positive_int, probability
 
 
 if TYPE_CHECKING:
@@ -41,7 +41,6 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("-w", "--weights", type=Path, required=True, metavar="PATH", help="checkpoint (.safetensors) to evaluate")
     parser.add_argument("--data", action="append", required=True, metavar="SPEC",
                         help="a dataset to evaluate on, KIND:ROOT[?options] (repeat for several)")
     parser.add_argument("-o", "--out", type=Path, required=True, metavar="DIR", help="output directory for the report")
@@ -53,16 +52,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     choice = frames.add_mutually_exclusive_group()
     choice.add_argument("--frames", type=positive_int, metavar="N", help="analyse N evenly spaced frames")
     choice.add_argument("--every", type=positive_int, metavar="N", help="analyse every Nth frame")
-    model = parser.add_argument_group("model")
+    model = add_model_options(parser, weights_help="checkpoint (.safetensors) to evaluate (default: the weights shipped with fakescope)")
     model.add_argument("--threshold", type=probability,
                        help="p_fake at or above which a face or video is called fake (default: the checkpoint's)")
-    model.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
-    model.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
-                       help="compute precision of the CNN (default: fp32 on CPU, fp16 on CUDA)")
     model.add_argument("--batch-size", type=positive_int, default=8, help="face crops per CNN batch (default: 8)")
-    model.add_argument("--allow-untrained", action="store_true",
-                       help="accept a checkpoint whose head was never trained (for testing only: its scores "
-                            "mean nothing)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=run)
 
@@ -132,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
 
     result = evaluate_videos(detector, items, progress=not args.quiet, save_predictions_dir=args.out)
     inputs: dict[str, Any] = {
-        "weights": str(args.weights),
+        "weights": detector.meta.path,
         "weights_sha256": detector.meta.sha256,
         "trained": detector.meta.trained,
         "data": [spec.to_dict() for spec in specs],
@@ -145,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
         "threshold_source": "--threshold" if args.threshold is not None else "checkpoint",
         "device": str(detector.device),
     }
-    title = f"fakescope evaluation of {args.weights.name} on " + ", ".join(f"{s.kind}:{s.root.name}" for s in specs)
+    title = f"fakescope evaluation of {Path(detector.meta.path).name} on " + ", ".join(f"{s.kind}:{s.root.name}" for s in specs)
     if args.split:
         title += f" ({args.split} split)"
     result.write_report(args.out, title, inputs)

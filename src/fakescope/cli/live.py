@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from .arguments import positive_float, positive_int, probability
+from .arguments import add_model_options, positive_float, positive_int, probability
 
 if TYPE_CHECKING:
     import numpy as np
@@ -135,16 +135,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("-s", "--source", required=True,
                         help='webcam index ("0"), video file, or stream URL (rtsp://, http(s)://) OpenCV opens')
-    model = parser.add_argument_group("model")
-    model.add_argument("-w", "--weights", type=Path,
-                       help="checkpoint (.safetensors) to use (default: the trained weights shipped with fakescope)")
-    model.add_argument("--allow-untrained", action="store_true",
-                       help="accept a checkpoint whose head was never trained (for testing the pipeline only: "
-                            "its scores mean nothing)")
-    model.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
-    model.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
-                       help="compute precision of the CNN (default: fp32 on CPU, fp16 on CUDA; bf16 is faster "
-                            "on CPUs with AVX-512 BF16)")
+    model = add_model_options(parser)
     model.add_argument("--window", type=positive_int,
                        help="analysed frames after which a track's RNN state is reset (default: the checkpoint's)")
     model.add_argument("--threads", type=positive_int,

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from .arguments import positive_float, positive_int, probability
+from .arguments import add_model_options, positive_float, positive_int, probability
 
 DESCRIPTION = """\
 Scan videos, images or whole directories (recursively) for deepfaked faces.
@@ -47,16 +47,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH", help="videos, images, or directories to scan recursively")
     parser.add_argument("-o", "--out", type=Path, default=Path("fakescope-results"),
                         help="output directory (default: %(default)s)")
-    model = parser.add_argument_group("model")
-    model.add_argument("-w", "--weights", type=Path,
-                       help="checkpoint (.safetensors) to use (default: the trained weights shipped with fakescope)")
-    model.add_argument("--allow-untrained", action="store_true",
-                       help="accept a checkpoint whose head was never trained (for testing the pipeline only: "
-                            "its scores mean nothing)")
-    model.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
-    model.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
-                       help="compute precision of the CNN (default: fp32 on CPU, fp16 on CUDA; bf16 is faster "
-                            "on CPUs with AVX-512 BF16)")
+    model = add_model_options(parser)
     model.add_argument("--batch-size", type=positive_int, default=8, help="face crops per CNN batch (default: 8)")
     model.add_argument("--window", type=positive_int,
                        help="frames per temporal window of a track (default: the checkpoint's)")
