@@ -59,9 +59,9 @@ class Detector:
     ) -> None:
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
-        if self.device.type == "cpu" or self.device.type == "cuda":
-            self.model.backbone.to(memory_format=torch.channels_last)
-            self.model.convs.to(memory_format=torch.channels_last)
+        # The crops arrive channels-last (CropBatcher); matching weights let oneDNN/cuDNN skip layout conversions.
+        self.model.backbone.to(memory_format=torch.channels_last)
+        self.model.convs.to(memory_format=torch.channels_last)
         self.meta = meta
         self.options = options or ScanOptions()
         self.face_detector = create_face_detector(

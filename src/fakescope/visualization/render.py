@@ -214,18 +214,6 @@ def render_video(
     return RenderOutput(written, renderer.all_highlights)
 
 
-def render_annotated_video(
-    source: str | Path,
-    frames: list[FrameRecord],
-    threshold: float,
-    out_path: str | Path,
-    banner: Banner | None = None,
-    on_frame: Callable[[], None] | None = None,
-) -> int:
-    """Write every frame of ``source`` with the boxes of the latest analysed frame drawn on it; returns frames written."""
-    return render_video(source, FrameRenderer(frames, threshold, banner), out_path, on_frame=on_frame).frames_written
-
-
 def render_still(
     image: np.ndarray,
     renderer: FrameRenderer,
@@ -240,18 +228,3 @@ def render_still(
             if not cv2.imwrite(str(path), picture, [cv2.IMWRITE_JPEG_QUALITY, 92]):
                 raise OSError(f"could not write {path}")
     return RenderOutput(1, renderer.all_highlights)
-
-
-def render_annotated_image(
-    image, frame: FrameRecord | None, threshold: float, out_path: str | Path,
-    banner: Banner | None = None,
-) -> Path:
-    """Draw the predictions on a still image and save it as JPEG."""
-    if frame is not None:
-        draw_faces(image, frame.faces, threshold)
-    if banner is not None:
-        draw_banner(image, *banner)
-    out_path = Path(out_path)
-    if not cv2.imwrite(str(out_path), image, [cv2.IMWRITE_JPEG_QUALITY, 92]):
-        raise OSError(f"could not write {out_path}")
-    return out_path
