@@ -172,3 +172,49 @@ def test_streaming_one_frame_at_a_time_matches_the_whole_window(tiny):
     assert pair[0] == pytest.approx(float(whole[0]), abs=1e-5) and pair[1] == pytest.approx(pair[0])
     with pytest.raises(ValueError, match="bidirectional"):
         create_model("tiny_lstm", bidirectional=True).eval().stream_step(features[:1])
+
+
+def test_backbone_cut_after_a_stage_equals_the_whole_backbone_up_to_it(tiny, tmp_path):
+    import timm
+
+    from fakescope.models import create_backbone
+
+    torch.manual_seed(3)
+    whole = timm.create_model("test_resnet", num_classes=0, global_pool="").eval()
+    path = tmp_path / "backbone.safetensors"
+    save_file({k: v.contiguous() for k, v in whole.state_dict().items()}, str(path))
+    cut = create_backbone("test_resnet", weights=path, stage="layer2").eval()
+    assert [name for name, _ in cut.named_children()][-1] == "layer2"
+    frames = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = frames
+        for name in ("conv1", "bn1", "act1", "maxpool", "layer1", "layer2"):
+            expected = getattr(whole, name)(expected)
+        assert torch.equal(cut.forward_features(frames), expected)
+    assert cut.num_features == expected.shape[1]
+    with pytest.raises(ValueError, match="no stage 'block99'"):
+        create_backbone("test_resnet", stage="block99")
+
+
+def test_model_on_a_cut_backbone_round_trips_through_a_checkpoint(tmp_path):
+    torch.manual_seed(4)
+    model = create_model("tiny_lstm", backbone_stage="layer3").eval()
+    assert not any(key.startswith("backbone.layer4") for key in model.state_dict())
+    assert model.convs[0][0].in_channels == model.backbone.num_features
+    path = save_checkpoint(tmp_path / "cut.safetensors", model, CheckpointMeta(trained=True))
+    loaded, _ = load_checkpoint(path)
+    clips = torch.randn(1, 3, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(model(clips), loaded(clips))
+    assert loaded.config.backbone_stage == "layer3"
+
+
+def test_xception_mid_lstm_is_the_design_on_the_middle_flow():
+    model = create_model("xception_mid_lstm")
+    assert model.backbone.num_features == 728 and model.backbone.stage == "block8"
+    convs = [m for m in model.convs.modules() if isinstance(m, nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [(728, 128), (128, 256)]
+    assert isinstance(model.rnn, nn.LSTM) and model.rnn.hidden_size == 256
+    model.eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 2, 3, 224, 224)).shape == (1, 2, 2)

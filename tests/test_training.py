@@ -120,3 +120,40 @@ def test_two_processes_train_together_with_ddp(manifest, tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     detector = Detector.load(out / "model.safetensors", device="cpu")
     assert detector.meta.info["world_size"] == 2
+
+
+def test_export_last_weights_and_their_per_video_validation_scores(manifest, tmp_path):
+    import json
+
+    import torch
+    from safetensors import safe_open
+
+    out = tmp_path / "last"
+    result = train(_config(manifest, out, max_epochs=2, export="last"), progress=False)
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["exported_checkpoint"].endswith("last.ckpt")
+    last = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+    with safe_open(str(result.exported), framework="pt") as handle:
+        key = "model.head.0.weight"
+        assert torch.equal(handle.get_tensor(key[len("model."):]), last[key])
+    videos = summary["val_videos"]
+    assert len(videos) == 4 and {v["label"] for v in videos} == {0, 1}
+    assert all(0.0 <= v["p_fake"] <= 1.0 and v["key"] for v in videos)
+
+
+def test_training_without_validation_needs_and_stores_a_fixed_threshold(manifest, tmp_path):
+    from fakescope.training import TrainConfig
+
+    def config(**top):
+        base = _config(manifest, tmp_path / "all", max_epochs=1, export="last").to_dict()
+        base["data"].update(train_split=None, validation=False)
+        base.update(top)
+        return TrainConfig.from_dict(base)
+
+    with pytest.raises(ValueError, match="fixed threshold"):
+        train(config(), progress=False)
+    result = train(config(threshold=0.42), progress=False)
+    detector = Detector.load(result.exported, device="cpu")
+    assert detector.threshold == pytest.approx(0.42)
+    assert detector.meta.info["validation"]["videos"] == 0
+    assert not list((tmp_path / "all").glob("checkpoints/best-*"))

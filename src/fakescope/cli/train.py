@@ -10,12 +10,16 @@ Train the detector as a config file says (see configs/), for example:
   fakescope train --config configs/ffpp-mini.yaml
   fakescope train --config configs/ffpp-mini.yaml trainer.max_epochs=3 optim.lr=3e-4
   fakescope train --config configs/ffpp-mini.yaml --resume last
+  fakescope train --config configs/default-model.yaml      # the recipe of the shipped weights
 
 Face crops are extracted once into data.cache (resumable), then clips of data.clip_length consecutive sampled
 frames of one face track are drawn at random positions, augmented identically across the clip, and fitted with
 per-frame cross-entropy (Adam, a slower learning rate for the pretrained backbone, a scheduler). The checkpoint
-with the best validation video-level ROC-AUC is exported to OUT/model.safetensors with its verdict threshold,
-ready for `fakescope scan --weights`. TensorBoard logs: OUT/tensorboard.
+with the best validation video-level ROC-AUC (trainer.export=best) or the last one (trainer.export=last) is
+exported to OUT/model.safetensors with its verdict threshold, chosen on the validation videos (threshold_rule) or
+fixed (threshold=T), ready for `fakescope scan --weights`. data.validation=false trains on every video with no
+validation loop (needs threshold=T). OUT/train_summary.json has the validation figures and each validation video's
+score. TensorBoard logs: OUT/tensorboard.
 
 Several GPUs or machines: the same config with trainer.devices=N trainer.strategy=ddp (and trainer.num_nodes=M,
 launched on each machine by torchrun or SLURM, which set the rank variables Lightning reads).

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 import time
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +12,7 @@ from tqdm.auto import tqdm
 
 from ..faces import create_face_detector
 from ..models import CheckpointMeta, TemporalDeepfakeDetector, load_checkpoint
+from ..weights import ShippedWeightsError, default_weights_path, verify_default_weights
 from ..video import MediaError, MediaInfo, MediaReader
 from .outputs import write_json, write_predictions_csv
 from .pipeline import FrameAnalyzer, ScanOptions, StageTimer
@@ -23,18 +23,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_WEIGHTS_NAME = "fakescope-default.safetensors"
-
-
 class WeightsError(RuntimeError):
     """No usable trained weights: said plainly instead of printing verdicts of an untrained model."""
-
-
-def default_weights_path() -> Path | None:
-    """The trained weights shipped inside the package, if this build has them."""
-    candidate = resources.files("fakescope") / "weights" / DEFAULT_WEIGHTS_NAME
-    path = Path(str(candidate))
-    return path if path.is_file() else None
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -92,6 +82,10 @@ class Detector:
                     "this fakescope build ships no trained weights yet, so it cannot give a verdict. "
                     "Pass a trained checkpoint with --weights PATH (train one with `fakescope train`)."
                 )
+            try:
+                weights = verify_default_weights(weights.parent)
+            except ShippedWeightsError as error:
+                raise WeightsError(str(error)) from error
         model, meta = load_checkpoint(weights)
         if not meta.trained and not allow_untrained:
             raise WeightsError(

@@ -19,13 +19,45 @@ class BackboneWeightsError(RuntimeError):
     """Pretrained backbone weights were asked for but could not be loaded."""
 
 
+class StageBackbone(nn.Module):
+    """A backbone cut after one of its stages: its child modules up to ``stage``, run in order.
+
+    The children keep their names, so state dicts of the cut backbone are those of the whole one minus the dropped
+    stages. Only for backbones whose ``forward_features`` is their children in order (legacy_xception, test_resnet).
+    """
+
+    def __init__(self, backbone: nn.Module, stage: str) -> None:
+        super().__init__()
+        names = [name for name, _ in backbone.named_children()]
+        if stage not in names:
+            raise ValueError(f"backbone has no stage {stage!r}; its stages: {', '.join(names)}")
+        for name in names[: names.index(stage) + 1]:
+            self.add_module(name, getattr(backbone, name))
+        self.stage = stage
+        with torch.no_grad():
+            was_training = self.training
+            self.eval()
+            probe = self.forward_features(torch.zeros(1, 3, 64, 64))
+            self.train(was_training)
+        self.num_features = int(probe.shape[1])
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        for module in self.children():
+            x = module(x)
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_features(x)
+
+
 def create_backbone(
     name: str,
     pretrained: bool = False,
     weights: str | Path | None = None,
     bn_eps: float | None = None,
+    stage: str | None = None,
 ) -> nn.Module:
-    """Create a timm feature extractor (no pooling, no classifier).
+    """Create a timm feature extractor (no pooling, no classifier), cut after ``stage`` when given.
 
     Weights: ``weights`` (a local safetensors or torch state dict), else ``$FAKESCOPE_BACKBONE_WEIGHTS``, else timm's
     hub weights when ``pretrained`` (needs a network). Without any of these the backbone is randomly initialised.
@@ -47,7 +79,7 @@ def create_backbone(
         for module in model.modules():
             if isinstance(module, nn.modules.batchnorm._BatchNorm):
                 module.eps = bn_eps
-    return model
+    return StageBackbone(model, stage) if stage is not None else model
 
 
 def load_backbone_weights(model: nn.Module, path: str | Path) -> None:

@@ -15,6 +15,9 @@ class ModelConfig:
 
     name: str = "xception_lstm"
     backbone: str = "legacy_xception"
+    # The backbone's last stage in use (the name of one of its child modules, e.g. "block8" of legacy_xception); the
+    # stages after it are dropped. None: the whole backbone.
+    backbone_stage: str | None = None
     input_size: int = 224
     # Input normalisation on [0, 1] RGB; the Keras/timm Xception weights expect [-1, 1].
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)

@@ -55,6 +55,7 @@ class DataSection:
     preprocess_workers: int = 2
     augment: AugmentSection = field(default_factory=AugmentSection)
     sbi: SbiSection = field(default_factory=SbiSection)
+    validation: bool = True  # False: train on everything, no validation loop (needs a fixed ``threshold``)
 
 
 @dataclass
@@ -81,12 +82,14 @@ class TrainerSection:
     out_dir: str = "runs/train"
     max_time_minutes: float | None = None
     log_every_n_steps: int = 10
+    export: str = "best"  # which weights model.safetensors gets: best (by validation video AUC) or last
 
 
 @dataclass
 class TrainConfig:
     seed: int = 42
     threshold_rule: str = "youden"  # how the verdict threshold is chosen on validation videos
+    threshold: float | None = None  # a fixed verdict threshold instead (e.g. chosen by cross-validation)
     model: ModelSection = field(default_factory=ModelSection)
     data: DataSection = field(default_factory=DataSection)
     optim: OptimSection = field(default_factory=OptimSection)

@@ -176,6 +176,8 @@ class CropClipDataModule(L.LightningDataModule):
         data = self.config.data
         train = [item for spec in data.train for item in load_dataset(spec)
                  if data.train_split is None or item.split == data.train_split]
+        if not data.validation:
+            return train, []
         val_specs = data.val or data.train
         val = [item for spec in val_specs for item in load_dataset(spec)
                if data.val_split is None or item.split == data.val_split]

@@ -1,4 +1,4 @@
-"""``train``: fit the detector with Lightning, keep the best checkpoint by validation AUC, export it for scanning."""
+"""``train``: fit the detector with Lightning, keep the best (by validation AUC) and last checkpoints, export one."""
 from __future__ import annotations
 
 import json
@@ -56,15 +56,25 @@ def train(config: TrainConfig, resume: str | None = None, progress: bool = True)
         if not Path(resume).is_file():
             raise FileNotFoundError(f"nothing to resume: {resume} does not exist")
 
+    validate = config.data.validation
+    if config.trainer.export not in ("best", "last"):
+        raise ValueError(f"trainer.export must be best or last, got {config.trainer.export!r}")
+    if not validate and config.threshold is None:
+        raise ValueError("data.validation=false needs a fixed threshold (threshold=0.5, or one chosen by "
+                         "cross-validation): there are no validation videos to choose it on")
     module = DetectorModule(config.to_dict())
     datamodule = CropClipDataModule(config)
-    best = ModelCheckpoint(dirpath=checkpoints, monitor="val_auc", mode="max", save_top_k=1,
-                           filename="best-epoch{epoch:02d}-auc{val_auc:.4f}", auto_insert_metric_name=False)
     # A separate callback keeps last.ckpt current every epoch (save_last only follows saves of the best).
     last = ModelCheckpoint(dirpath=checkpoints, filename="last", save_top_k=1, monitor=None, enable_version_counter=False)
-    callbacks: list[Any] = [best, last, LearningRateMonitor(logging_interval="epoch")]
-    if config.trainer.early_stopping_patience > 0:
-        callbacks.append(EarlyStopping(monitor="val_auc", mode="max", patience=config.trainer.early_stopping_patience))
+    callbacks: list[Any] = [last, LearningRateMonitor(logging_interval="epoch")]
+    best = None
+    if validate:
+        best = ModelCheckpoint(dirpath=checkpoints, monitor="val_auc", mode="max", save_top_k=1,
+                               filename="best-epoch{epoch:02d}-auc{val_auc:.4f}", auto_insert_metric_name=False)
+        callbacks.insert(0, best)
+        if config.trainer.early_stopping_patience > 0:
+            callbacks.append(EarlyStopping(monitor="val_auc", mode="max",
+                                           patience=config.trainer.early_stopping_patience))
     trainer = L.Trainer(
         default_root_dir=out_dir,
         max_epochs=config.trainer.max_epochs,
@@ -80,22 +90,34 @@ def train(config: TrainConfig, resume: str | None = None, progress: bool = True)
         enable_progress_bar=progress,
         deterministic=False,
         num_sanity_val_steps=0,
+        limit_val_batches=None if validate else 0,
     )
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
 
-    best_path = best.best_model_path or None
-    best_auc = float(best.best_model_score) if best.best_model_score is not None else None
+    best_path = (best.best_model_path or None) if best is not None else None
+    best_auc = float(best.best_model_score) if best is not None and best.best_model_score is not None else None
+    # With monitor=None a ModelCheckpoint's "best" is simply its latest save.
+    export_from = best_path if config.trainer.export == "best" else (last.best_model_path or None)
+    if config.trainer.export == "best" and not best_path:
+        export_from = None
     exported = None
     threshold = None
-    if best_path:
-        # Re-validate the best weights to pick the verdict threshold on the validation videos.
-        trainer.validate(module, datamodule=datamodule, ckpt_path=best_path, verbose=False)
-    if trainer.is_global_zero and best_path:
-        val = module.last_val
-        threshold = choose_threshold(val["labels"], val["scores"], config.threshold_rule) if len(val.get("labels", [])) \
-            else 0.5
+    if export_from and validate:
+        # Re-validate the exported weights: their metrics, and the verdict threshold unless a fixed one is given.
+        trainer.validate(module, datamodule=datamodule, ckpt_path=export_from, verbose=False)
+    elif export_from:
+        module = DetectorModule.load_from_checkpoint(export_from, map_location="cpu")
+    if trainer.is_global_zero and export_from:
+        val = module.last_val if validate else {}
+        if config.threshold is not None:
+            threshold = float(config.threshold)
+        elif len(val.get("labels", [])):
+            threshold = choose_threshold(val["labels"], val["scores"], config.threshold_rule)
+        else:
+            threshold = 0.5
         info = {
             "train_config": config.to_dict(),
+            "exported_checkpoint": export_from,
             "best_checkpoint": best_path,
             "epochs_trained": trainer.current_epoch,
             "world_size": trainer.world_size,
@@ -103,13 +125,17 @@ def train(config: TrainConfig, resume: str | None = None, progress: bool = True)
                 "video_auc": val.get("video_auc"),
                 "frame_auc": val.get("frame_auc"),
                 "videos": len(val.get("labels", [])),
-                "threshold_rule": config.threshold_rule,
+                "threshold_rule": "fixed" if config.threshold is not None else config.threshold_rule,
             },
         }
         exported = save_checkpoint(out_dir / EXPORT_NAME, module.model,
                                    CheckpointMeta(trained=True, threshold=threshold, info=info))
         (out_dir / "train_summary.json").write_text(json.dumps({
-            "exported": str(exported), "best_checkpoint": best_path, "best_val_auc": best_auc,
-            "threshold": threshold, **info["validation"],
+            "exported": str(exported), "exported_checkpoint": export_from, "best_checkpoint": best_path,
+            "best_val_auc": best_auc, "threshold": threshold, **info["validation"],
+            "val_videos": [
+                {"key": datamodule.val_tracks[track].key, "label": int(label), "p_fake": float(score)}
+                for track, label, score in zip(val.get("tracks", []), val.get("labels", []), val.get("scores", []))
+            ],
         }, indent=2) + "\n")
     return TrainResult(out_dir, exported, best_path, best_auc, threshold, trainer.current_epoch)
