@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/scan_speed.py                 # end-to-end speed, every frame, all outputs
     .venv/bin/python benchmarks/scan_speed.py --memory        # also: peak RSS of the clip vs. the clip looped 10x
 
-Timing does not depend on training, so without --weights the design's model is built from the shared ImageNet
-backbone with an untrained head.
+Without --weights it times the shipped weights (xception_mid_lstm); where a build has none, the design's
+xception_lstm built from the shared ImageNet backbone with an untrained head (timing does not depend on training).
 """
 from __future__ import annotations
 
@@ -21,6 +21,12 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("FAKESCOPE_SHARED", REPO.parent / "shared"))
 DEFAULT_VIDEO = SHARED / "data/ffpp-mini/original_sequences/actors/c23/videos/09__walking_down_street_outside_angry.mp4"
 BACKBONE = SHARED / "weights/xception-imagenet-keras.safetensors"
+
+
+def shipped_weights() -> Path | None:
+    from fakescope.weights import default_weights_path
+
+    return default_weights_path()
 
 
 def make_weights(folder: Path) -> Path:
@@ -121,7 +127,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; video {args.video}")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        weights = args.weights or make_weights(tmp)
+        weights = args.weights or shipped_weights() or make_weights(tmp)
         fps = model_only_fps(weights, args.precision, args.batch_size)
         print(f"model alone (CNN, batch {args.batch_size}, precision {args.precision}): {fps:.2f} frames/s")
         run = scan_in_child(args.video, weights, tmp / "scan", args.precision, args.batch_size, None)
