@@ -27,12 +27,6 @@ TARGET_REFRESH_PER_FACE = 5.0
 TARGET_P95_MS = 250.0
 
 
-def shipped_weights() -> Path | None:
-    from fakescope.weights import default_weights_path
-
-    return default_weights_path()
-
-
 def make_weights(folder: Path) -> Path:
     from fakescope.models import create_model, save_checkpoint
 
@@ -92,9 +86,11 @@ def run(args: argparse.Namespace, weights: Path) -> dict:
 
 
 def main() -> int:
+    from fakescope.weights import default_weights_path
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO)
-    parser.add_argument("--weights", type=Path, help="a checkpoint (default: the design's model, untrained head)")
+    parser.add_argument("--weights", type=Path, help="a checkpoint (default: the shipped weights)")
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="PyTorch threads")
     parser.add_argument("--detect-size", type=int, default=480, help="longest side the face detector sees")
@@ -105,7 +101,7 @@ def main() -> int:
         print(f"missing {args.video} (set FAKESCOPE_SHARED)", file=sys.stderr)
         return 1
     with tempfile.TemporaryDirectory() as folder:
-        weights = args.weights or shipped_weights() or make_weights(Path(folder))
+        weights = args.weights or default_weights_path() or make_weights(Path(folder))
         summary = run(args, weights)
 
     seconds = summary["seconds"]

@@ -23,12 +23,6 @@ DEFAULT_VIDEO = SHARED / "data/ffpp-mini/original_sequences/actors/c23/videos/09
 BACKBONE = SHARED / "weights/xception-imagenet-keras.safetensors"
 
 
-def shipped_weights() -> Path | None:
-    from fakescope.weights import default_weights_path
-
-    return default_weights_path()
-
-
 def make_weights(folder: Path) -> Path:
     from fakescope.models import create_model, save_checkpoint
 
@@ -111,6 +105,8 @@ def report(name: str, run: dict) -> None:
 
 
 def main() -> None:
+    from fakescope.weights import default_weights_path
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO)
     parser.add_argument("--weights", type=Path)
@@ -127,7 +123,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; video {args.video}")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        weights = args.weights or shipped_weights() or make_weights(tmp)
+        weights = args.weights or default_weights_path() or make_weights(tmp)
         fps = model_only_fps(weights, args.precision, args.batch_size)
         print(f"model alone (CNN, batch {args.batch_size}, precision {args.precision}): {fps:.2f} frames/s")
         run = scan_in_child(args.video, weights, tmp / "scan", args.precision, args.batch_size, None)

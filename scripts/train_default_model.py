@@ -100,8 +100,6 @@ def package(args: argparse.Namespace) -> None:
                                  for f in summary["folds"]]
     record = package_weights(args.runs / "default-model" / "model.safetensors", target,
                              extra={"cross_validation": cross_validation})
-    record["cross_validation"] = cross_validation
-    (target / "fakescope-default.json").write_text(json.dumps(record, indent=2) + "\n")
     print(f"packaged {record['bytes'] / 1e6:.1f} MB, sha256 {record['sha256']} into {weights_dir()}")
 
 

@@ -98,8 +98,6 @@ def train(config: TrainConfig, resume: str | None = None, progress: bool = True)
     best_auc = float(best.best_model_score) if best is not None and best.best_model_score is not None else None
     # With monitor=None a ModelCheckpoint's "best" is simply its latest save.
     export_from = best_path if config.trainer.export == "best" else (last.best_model_path or None)
-    if config.trainer.export == "best" and not best_path:
-        export_from = None
     exported = None
     threshold = None
     if export_from and validate:

@@ -64,7 +64,8 @@ def verify_default_weights(directory: Path | None = None) -> Path:
 
 
 def package_weights(source: str | Path, directory: Path, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Store a trained checkpoint as the shipped weights (fp16) and write its integrity record."""
+    """Store a trained checkpoint as the shipped weights (fp16) and write its integrity record; ``extra`` goes into
+    both the checkpoint's info and the record."""
     model, meta = load_checkpoint(source)
     if not meta.trained:
         raise ShippedWeightsError(f"{source} is not a trained checkpoint")
@@ -81,6 +82,7 @@ def package_weights(source: str | Path, directory: Path, extra: dict[str, Any] |
         "threshold": meta.threshold,
         "source_sha256": meta.sha256,
         "card": "docs/MODEL_CARD.md",
+        **(extra or {}),
     }
     (directory / RECORD_NAME).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return record
