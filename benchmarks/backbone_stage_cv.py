@@ -5,8 +5,9 @@ Xception is run up to STAGE once; then, for each of the three ffpp-mini folds, t
 LSTM 256, dense 512/256) is trained on clips of those feature maps (horizontal flips only) and scored on the held-out
 pair's videos (mean p_fake of 32 frames). Prints per-fold and mean video- and frame-level ROC-AUC.
 
-    .venv/bin/python benchmarks/backbone_stage_cv.py --stage block8     # the shipped xception_mid_lstm
-    .venv/bin/python benchmarks/backbone_stage_cv.py --stage act4       # the whole backbone (xception_lstm)
+    .venv/bin/python benchmarks/backbone_stage_cv.py --stage block8                # the shipped xception_mid_lstm
+    .venv/bin/python benchmarks/backbone_stage_cv.py --stage block8 --pool global  # ... pooled over the whole crop
+    .venv/bin/python benchmarks/backbone_stage_cv.py --stage act4 --pool global    # the whole backbone (xception_lstm)
 
 About 3 minutes of feature extraction and 3 of training per stage on 2 CPU cores.
 """
@@ -68,10 +69,11 @@ def extract(cache: Path, stage: str, sbi_variants: int, seed: int):
     return tracks, plain, blended
 
 
-def train_head(stage_channels: int, tracks, plain, blended, train_ids, steps: int, sbi_fraction: float, seed: int):
+def train_head(stage_channels: int, tracks, plain, blended, train_ids, steps: int, sbi_fraction: float, seed: int,
+               pool: str):
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    head = DesignHead(stage_channels)
+    head = DesignHead(stage_channels, pool)
     optimizer = torch.optim.Adam(head.parameters(), lr=1e-3)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
     real = [i for i in train_ids if tracks[i].label == 0]
@@ -105,11 +107,11 @@ def train_head(stage_channels: int, tracks, plain, blended, train_ids, steps: in
 class DesignHead(torch.nn.Module):
     """The detector's layers after the backbone, built from the registered xception_mid_lstm config."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, pool: str) -> None:
         super().__init__()
         from fakescope.models import create_model
 
-        model = create_model("xception_mid_lstm")
+        model = create_model("xception_mid_lstm", pool=pool)
         if channels != model.backbone.num_features:
             from fakescope.models.temporal_detector import _conv_bn_relu
 
@@ -118,7 +120,7 @@ class DesignHead(torch.nn.Module):
 
     def forward(self, maps: torch.Tensor) -> torch.Tensor:
         batch, steps = maps.shape[:2]
-        features = self.pool(self.convs(maps.flatten(0, 1))).flatten(1)
+        features = self.pool(self.convs(maps.flatten(0, 1)))
         sequence, _ = self.rnn(features.view(batch, steps, -1))
         return self.head(sequence)
 
@@ -131,6 +133,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--sbi-fraction", type=float, default=0.3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pool", choices=["face", "global"], default="face",
+                        help="average the conv map over the face ellipse (shipped) or the whole crop")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
 
@@ -143,7 +147,7 @@ def main() -> None:
         train_ids = [i for i in range(len(tracks)) if folds[i] != fold]
         test_ids = [i for i in range(len(tracks)) if folds[i] == fold]
         head = train_head(plain[0].shape[1], tracks, plain, blended, train_ids, args.steps, args.sbi_fraction,
-                          args.seed)
+                          args.seed, args.pool)
         video_scores, frame_scores, frame_labels = [], [], []
         with torch.no_grad():
             for i in test_ids:
@@ -156,7 +160,7 @@ def main() -> None:
         frame_aucs.append(roc_auc_score(frame_labels, frame_scores))
         print(f"fold {fold} ({len(test_ids)} videos held out): video AUC {video_aucs[-1]:.3f}, "
               f"frame AUC {frame_aucs[-1]:.3f}", flush=True)
-    print(f"stage {args.stage}: mean video AUC {np.mean(video_aucs):.3f}, mean frame AUC {np.mean(frame_aucs):.3f}")
+    print(f"stage {args.stage}, {args.pool} pool: mean video AUC {np.mean(video_aucs):.3f}, mean frame AUC {np.mean(frame_aucs):.3f}")
 
 
 if __name__ == "__main__":

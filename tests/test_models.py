@@ -9,6 +9,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from fakescope.models.temporal_detector import FaceRegionPool
 from fakescope.models import (
     BackboneWeightsError,
     CheckpointError,
@@ -215,6 +216,41 @@ def test_xception_mid_lstm_is_the_design_on_the_middle_flow():
     convs = [m for m in model.convs.modules() if isinstance(m, nn.Conv2d)]
     assert [(c.in_channels, c.out_channels) for c in convs] == [(728, 128), (128, 256)]
     assert isinstance(model.rnn, nn.LSTM) and model.rnn.hidden_size == 256
+    assert model.config.pool == "face"
     model.eval()
     with torch.no_grad():
         assert model(torch.randn(1, 2, 3, 224, 224)).shape == (1, 2, 2)
+
+
+def test_face_pool_covers_the_face_box_centre_and_leaves_the_corners_out():
+    mask = FaceRegionPool.mask(14, 14)
+    face_columns = slice(2, 12)  # the face box is the crop's central 1/1.3: cells 2-11 of 14
+    assert mask[:, face_columns].sum() == mask.sum()  # nothing beside the face
+    assert mask[0].sum() == 0 and mask[13].sum() == 0  # the ellipse reaches a little above and below the box
+    assert mask[7, 7] == 1 and mask[0, 0] == 0 and mask[13, 13] == 0 and mask[0, 13] == 0
+    assert 0.4 < float(mask.mean()) < 0.6
+    assert FaceRegionPool.mask(1, 1).sum() == 1  # a 1x1 map still pools something
+
+
+def test_face_pooled_model_ignores_what_lies_outside_the_face(tmp_path):
+    torch.manual_seed(5)
+    # A cut backbone keeps a fine map (32x32 at 128 px), so the crop's corners lie beyond the receptive field of
+    # every cell of the face ellipse.
+    model = create_model("tiny_lstm", backbone_stage="layer1", input_size=128, pool="face").eval()
+    clips = torch.randn(1, 2, 3, 128, 128)
+    changed = clips.clone()
+    for rows, cols in ((slice(0, 12), slice(0, 12)), (slice(-12, None), slice(-12, None)), (slice(0, 12), slice(-12, None))):
+        changed[..., rows, cols] = 3.0
+    global_model = create_model("tiny_lstm", backbone_stage="layer1", input_size=128, pool="global").eval()
+    global_model.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        assert torch.allclose(model(clips), model(changed), atol=1e-6)
+        assert torch.allclose(model.forward_features(clips[0]), model.forward_features(changed[0]), atol=1e-6)
+        assert not torch.allclose(
+            global_model.forward_features(clips[0]), global_model.forward_features(changed[0]), atol=1e-3
+        )
+    path = save_checkpoint(tmp_path / "face.safetensors", model, CheckpointMeta(trained=True))
+    loaded, _ = load_checkpoint(path)
+    assert loaded.config.pool == "face"
+    with torch.no_grad():
+        assert torch.allclose(loaded(clips), model(clips))

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 RnnType = Literal["lstm", "gru"]
+PoolType = Literal["global", "face"]
 
 
 @dataclass
@@ -25,6 +26,9 @@ class ModelConfig:
     # BatchNorm epsilon of the backbone; the Keras-trained ImageNet Xception used 1e-3. None keeps timm's default.
     backbone_bn_eps: float | None = 1e-3
     conv_channels: tuple[int, ...] = (128, 256)
+    # How the conv map becomes one vector per frame: "global" averages the whole crop, "face" only an ellipse over
+    # the face (the crop's background and hair carry identity and scene, not manipulation traces).
+    pool: PoolType = "global"
     rnn: RnnType = "lstm"
     hidden_size: int = 256
     rnn_layers: int = 1
@@ -43,6 +47,8 @@ class ModelConfig:
         self.head_dims = tuple(int(v) for v in self.head_dims)
         if self.rnn not in ("lstm", "gru"):
             raise ValueError(f"rnn must be 'lstm' or 'gru', got {self.rnn!r}")
+        if self.pool not in ("global", "face"):
+            raise ValueError(f"pool must be 'global' or 'face', got {self.pool!r}")
         if self.num_classes != 2:
             raise ValueError("fakescope models are binary (real, fake): num_classes must be 2")
         if self.window < 1:
