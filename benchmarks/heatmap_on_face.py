@@ -1,9 +1,9 @@
 """Where do the shipped model's Grad-CAM heatmaps lie? Share of each map on the face box, per video (run by hand).
 
-    .venv/bin/python benchmarks/heatmap_on_face.py [--weights CKPT] [--frames 8] [VIDEO ...]
+    .venv/bin/python benchmarks/heatmap_on_face.py [--weights CKPT] [--frames 8] [--method hirescam|gradcam] [VIDEO ...]
 
 For evenly spaced frames of each video (default: a real and fakes of ffpp-mini), the largest face is cropped as the
-scan crops it (1.3x the face box), and the fake-class Grad-CAM is computed through the temporal model. The face box
+scan crops it (1.3x the face box), and the fake-class CAM is computed through the temporal model. The face box
 is the crop's central 1/1.3 (59% of its area). Prints, per video: the share of the CAM's mass on the face box, the
 share of its hot pixels (>= 0.5 of the peak) on it, and the share of frames whose peak is on it.
 """
@@ -48,6 +48,7 @@ def main() -> None:
     parser.add_argument("videos", nargs="*", type=Path, default=DEFAULT_VIDEOS)
     parser.add_argument("--weights", type=Path, help="checkpoint (default: the shipped weights)")
     parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--method", default="hirescam", help="hirescam (what scan uses) or gradcam")
     args = parser.parse_args()
 
     from fakescope.inference import Detector
@@ -55,7 +56,7 @@ def main() -> None:
     from fakescope.visualization.gradcam import TrackGradCam
 
     detector = Detector.load(args.weights, device="cpu")
-    grad_cam = TrackGradCam(detector.model)
+    grad_cam = TrackGradCam(detector.model, method=args.method)
     to_tensor = CropBatcher(detector.model, torch.device("cpu"))
     size = detector.model.config.input_size
     inner = slice(int(size * 0.15 / 1.3), int(size * (1 - 0.15 / 1.3)))

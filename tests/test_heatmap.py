@@ -1,4 +1,4 @@
-"""Grad-CAM heatmaps (``--heatmap``): the maps themselves, the heatmap pass, heatmap.mp4 and the PNGs."""
+"""Heatmaps of the fake class (``--heatmap``): the maps themselves, the heatmap pass, heatmap.mp4 and the PNGs."""
 from __future__ import annotations
 
 import json
@@ -32,7 +32,7 @@ def _frames(path: Path) -> list[np.ndarray]:
 
 class BrightnessBackbone(nn.Module):
     """A backbone whose feature map is the crop's brightness (8x8 pooled): its evidence sits where the crop is
-    bright, so a correct Grad-CAM must be hot exactly there."""
+    bright, so a correct CAM must be hot exactly there."""
 
     num_features = 4
 
@@ -50,10 +50,11 @@ def _controlled_model() -> nn.Module:
     return model
 
 
-def test_cam_is_hot_where_the_evidence_is():
+@pytest.mark.parametrize("method", ["hirescam", "gradcam"])
+def test_cam_is_hot_where_the_evidence_is(method):
     frames = torch.full((3, 3, 64, 64), -1.0)
     frames[:, :, 8:24, 40:56] = 2.0  # a bright patch in the top right of every crop
-    cams = TrackGradCam(_controlled_model())(frames)
+    cams = TrackGradCam(_controlled_model(), method=method)(frames)
     assert cams.shape == (3, 64, 64) and cams.dtype == np.float32
     assert cams.min() >= 0.0 and cams.max() == pytest.approx(1.0)
     for cam in cams:
@@ -80,11 +81,29 @@ def test_cam_through_real_tiny_models(overrides):
         cams = grad_cam(frames)
     assert cams.shape == (6, 64, 64)
     assert np.isfinite(cams).all() and cams.min() >= 0.0 and cams.max() <= 1.0
-    raw = grad_cam.grad_cam.attribute(frames, target=1, relu_attributions=False)
+    raw = grad_cam.attribute(frames)
     assert raw.shape[:2] == (6, 1) and raw.abs().sum() > 0  # the fake logit's gradient reaches the feature map
     # The model is left as found: eval mode, trainable backbone, no gradients accumulated.
     assert not model.training
     assert all(p.requires_grad and p.grad is None for p in model.parameters())
+
+
+def test_hirescam_stays_where_a_face_pooled_model_looks():
+    torch.manual_seed(2)
+    # A fine map (32x32 at 128 px) so that the crop's corners lie outside the face ellipse and beyond the reach of
+    # the two 3x3 convs after the backbone.
+    model = create_model("tiny_lstm", backbone_stage="layer1", input_size=128, pool="face").eval()
+    frames = torch.randn(4, 3, 128, 128)
+    with torch.inference_mode():  # a scan runs first, under inference mode, and the pool caches its mask
+        model(frames[None])
+    raw = TrackGradCam(model, method="hirescam").attribute(frames)[:, 0]
+    assert raw.shape == (4, 32, 32)
+    corner = 4  # cells
+    for rows, cols in ((slice(0, corner), slice(0, corner)), (slice(-corner, None), slice(-corner, None))):
+        assert raw[:, rows, cols].abs().max() == 0
+    assert raw[:, 12:20, 12:20].abs().sum() > 0
+    with pytest.raises(ValueError, match="unknown CAM method"):
+        TrackGradCam(model, method="saliency")
 
 
 @pytest.fixture(scope="module")
@@ -170,3 +189,23 @@ def test_cli_heatmap_flag(tiny_weights, face_clip, tmp_path):
                  str(without), "--quiet", "--frames", "4"]) == 0
     assert not (without / "face.mp4" / "heatmap.mp4").exists()
     assert not (without / "face.mp4" / "heatmaps").exists()
+
+
+def test_cli_heatmap_method_is_passed_through_and_checked(tiny_weights, face_clip, tmp_path, monkeypatch, capsys):
+    import fakescope.visualization.gradcam as gradcam
+
+    used = []
+    original = gradcam.TrackGradCam.__init__
+
+    def recording_init(self, model, layer=None, method="hirescam"):
+        used.append(method)
+        original(self, model, layer, method)
+
+    monkeypatch.setattr(gradcam.TrackGradCam, "__init__", recording_init)
+    out = tmp_path / "out"
+    assert main(["scan", str(face_clip), "--weights", str(tiny_weights), "--allow-untrained", "--out", str(out),
+                 "--quiet", "--frames", "3", "--no-video", "--heatmap", "--heatmap-method", "gradcam"]) == 0
+    assert used == ["gradcam"]
+    with pytest.raises(SystemExit):
+        main(["scan", str(face_clip), "--heatmap", "--heatmap-method", "saliency"])
+    assert "invalid choice" in capsys.readouterr().err

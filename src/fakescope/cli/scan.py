@@ -21,7 +21,7 @@ For each input, DIR/<input name>/ receives:
   trend.png        p_fake over time per face track, with the threshold (videos)
   report.html      a self-contained page (images inlined, nothing fetched): verdict, trend, tracks, the most
                    fake frames, the model and how the verdict is computed (off with --no-report)
-with --heatmap also (Grad-CAM of the FAKE class, red where the face pushed the score towards fake):
+with --heatmap also (class-activation maps of the FAKE class, red where the face pushed the score towards fake):
   heatmap.mp4      the annotated video with each face's heatmap blended in; heatmap.jpg for images
   heatmaps/        track<id>_frame<index>.png (the frame) and track<id>_frame<index>_crop.png (the face
                    crop) for the 3 most fake frames of each track
@@ -73,9 +73,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     output.add_argument("--no-video", action="store_true", help="skip the annotated video")
     output.add_argument("--no-plot", action="store_true", help="skip trend.png")
     output.add_argument("--heatmap", action="store_true",
-                        help="also write Grad-CAM heatmaps of the FAKE class: heatmap.mp4 (heatmap.jpg for images) "
+                        help="also write heatmaps of the FAKE class: heatmap.mp4 (heatmap.jpg for images) "
                              "and heatmaps/*.png of the most fake frames (one more decode and a backward pass per "
                              "analysed face)")
+    output.add_argument("--heatmap-method", choices=["hirescam", "gradcam"], default="hirescam",
+                        help="hirescam (default): gradient x activation per cell of the backbone's last stage, each "
+                             "cell's own share of the fake score; gradcam: Grad-CAM, channel-mean gradients x "
+                             "activations, smoother but it also lights regions the model does not pool")
     output.add_argument("--no-report", action="store_true", help="skip report.html and index.html")
     output.add_argument("--json", action="store_true",
                         help="print the summaries as JSON on standard output (messages go to standard error)")
@@ -104,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
         plot=not args.no_plot,
         precision=args.precision,
         heatmap=args.heatmap,
+        heatmap_method=args.heatmap_method,
         report=not args.no_report,
     )
     try:

@@ -240,6 +240,7 @@ class Detector:
             heatmaps = compute_heatmaps(
                 self.model, path, result.frames, self.options.selection, self.options.margin,
                 self.options.window or self.model.config.window, self.device, on_frame=lambda: bar.update(1),
+                method=self.options.heatmap_method,
             )
         bar.close()
         return heatmaps

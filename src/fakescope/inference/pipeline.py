@@ -34,7 +34,8 @@ class ScanOptions:
     annotate: bool = True
     plot: bool = True
     precision: str = "auto"
-    heatmap: bool = False  # Grad-CAM heatmaps of the fake class: heatmap.mp4/.jpg and heatmaps/*.png
+    heatmap: bool = False  # class-activation heatmaps of the fake class: heatmap.mp4/.jpg and heatmaps/*.png
+    heatmap_method: str = "hirescam"  # or "gradcam" (visualization.gradcam.CAM_METHODS)
     report: bool = True  # report.html
 
 

@@ -1,4 +1,4 @@
-"""Grad-CAM heatmaps for the FAKE class, through the temporal model, with captum's ``LayerGradCam``.
+"""Class-activation heatmaps for the FAKE class, through the temporal model, with captum (HiResCAM or Grad-CAM).
 
 A window of T crops of one face track goes through the CNN as a batch, then through the RNN as one sequence, giving
 per-frame logits (T, 2). Captum back-propagates the *sum* of the T fake logits, so frame t's map also holds the
@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from captum.attr import LayerGradCam
+from captum.attr import LayerGradCam, LayerGradientXActivation
 from torch import nn
 
 from ..faces import crop_face, square_crop_box
@@ -57,21 +57,42 @@ def _frozen(module: nn.Module):
             parameter.requires_grad_(flag)
 
 
-class TrackGradCam:
-    """Fake-class Grad-CAM maps for windows of crops of one face track."""
+CAM_METHODS = ("hirescam", "gradcam")
 
-    def __init__(self, model: nn.Module, layer: nn.Module | None = None) -> None:
+
+class TrackGradCam:
+    """Fake-class class-activation maps for windows of crops of one face track.
+
+    ``method``:
+      * ``"hirescam"`` (default): gradient x activation at each cell, summed over channels (HiResCAM, Draelos & Carin
+        2020; captum's ``LayerGradientXActivation``). Where the model averages its map over a region (the face pool),
+        this is exactly each cell's share of the fake logit, so it cannot light up what the model ignores.
+      * ``"gradcam"``: Grad-CAM proper (captum's ``LayerGradCam``): activations weighted by each channel's *mean*
+        gradient, which also lights up cells whose channels matter elsewhere, e.g. background the model never pools.
+    """
+
+    def __init__(self, model: nn.Module, layer: nn.Module | None = None, method: str = "hirescam") -> None:
         """``layer``: the module whose output is explained (default: the backbone's final feature map)."""
+        if method not in CAM_METHODS:
+            raise ValueError(f"unknown CAM method {method!r}; choose one of {', '.join(CAM_METHODS)}")
         self.model = model
+        self.method = method
         self.feature_map = BackboneFeatureMap(model.backbone)
         self.layer = layer if layer is not None else self.feature_map
         self.grad_cam = LayerGradCam(self._window_logits, self.layer)
+        self.gradient_x_activation = LayerGradientXActivation(self._window_logits, self.layer)
+
+    def attribute(self, frames: torch.Tensor) -> torch.Tensor:
+        """Signed (T, 1, h, w) maps at the explained layer's resolution, before any ReLU or normalisation."""
+        if self.method == "gradcam":
+            return self.grad_cam.attribute(frames, target=FAKE_CLASS, relu_attributions=False)
+        return self.gradient_x_activation.attribute(frames, target=FAKE_CLASS).sum(1, keepdim=True)
 
     def _window_logits(self, frames: torch.Tensor) -> torch.Tensor:
         """(T, 3, H, W) crops of one track -> (T, 2) per-frame logits."""
         x = self.feature_map(frames)
         x = self.model.convs(x)
-        features = self.model.pool(x).flatten(1)
+        features = self.model.pool(x)
         # cuDNN implements RNN backward only in training mode; its native kernels work in eval mode too. Only the
         # RNN needs them: the CNN keeps cuDNN's fast convolutions.
         with torch.backends.cudnn.flags(enabled=False):
@@ -86,10 +107,10 @@ class TrackGradCam:
             with torch.inference_mode(False), torch.enable_grad():
                 with _frozen(self.model.backbone):
                     frames = frames.detach().clone().float()
-                    cams = self.grad_cam.attribute(frames, target=FAKE_CLASS, relu_attributions=True)
+                    cams = self.attribute(frames)
         finally:
             self.model.train(was_training)
-        cams = cams.detach().float()[:, 0]
+        cams = cams.detach().float()[:, 0].relu()
         peak = cams.flatten(1).amax(1).clamp_min(1e-12).view(-1, 1, 1)
         cams = (cams / peak).clamp(0.0, 1.0)
         cams = nn.functional.interpolate(cams.unsqueeze(1), size=(size, size), mode="bilinear", align_corners=False)
@@ -105,6 +126,7 @@ def compute_heatmaps(
     window: int,
     device: torch.device,
     on_frame: Callable[[], None] | None = None,
+    method: str = "hirescam",
 ) -> dict[HeatmapKey, np.ndarray]:
     """The heatmap pass: re-reads the analysed frames of ``source``, re-crops every face, and computes its CAM in
     the same per-track windows as the analysis. Returns small float16 maps keyed by (frame_index, track_id).
@@ -116,7 +138,7 @@ def compute_heatmaps(
     for frame in frames:
         for face in frame.faces:
             last_frame_of_track[face.track_id] = frame.frame_index
-    grad_cam = TrackGradCam(model)
+    grad_cam = TrackGradCam(model, method=method)
     to_tensor = CropBatcher(model, device)
     crop_size = model.config.input_size
     buffers: dict[int, list[tuple[int, np.ndarray]]] = defaultdict(list)

@@ -148,14 +148,14 @@ def _highlights_section(highlights: Sequence[Highlight], threshold: float) -> st
         images = f'<img alt="face, track {highlight.track_id}" src="{_data_uri(highlight.thumbnail, "image/jpeg")}">'
         if highlight.heatmap_thumbnail:
             uri = _data_uri(highlight.heatmap_thumbnail, "image/jpeg")
-            images += f'<img alt="Grad-CAM heatmap, track {highlight.track_id}" src="{uri}">'
+            images += f'<img alt="heatmap, track {highlight.track_id}" src="{uri}">'
         label = "fake" if highlight.p_fake is not None and highlight.p_fake >= threshold else "real"
         figures.append(
             f'<figure><div class="pair">{images}</div><figcaption>track #{highlight.track_id}, '
             f"frame {highlight.frame_index} ({highlight.time_s:.2f} s): p_fake {_score(highlight.p_fake)} "
             f"{_pill(label)}</figcaption></figure>"
         )
-    note = ("Left: the face as annotated; right: Grad-CAM of the FAKE class (red: regions that pushed the score "
+    note = ("Left: the face as annotated; right: the heatmap of the FAKE class (red: regions that pushed the score "
             "towards fake)." if with_heatmap else "The face region of each frame as annotated.")
     return (f"<section><h2>Most fake frames of each track</h2>\n<p class=\"muted\">{escape(note)}</p>\n"
             f'<div class="thumbs">{"".join(figures)}</div></section>\n')
