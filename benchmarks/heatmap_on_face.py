@@ -48,7 +48,8 @@ def main() -> None:
     parser.add_argument("videos", nargs="*", type=Path, default=DEFAULT_VIDEOS)
     parser.add_argument("--weights", type=Path, help="checkpoint (default: the shipped weights)")
     parser.add_argument("--frames", type=int, default=8)
-    parser.add_argument("--method", default="hirescam", help="hirescam (what scan uses) or gradcam")
+    parser.add_argument("--method", choices=["hirescam", "gradcam"], default="hirescam",
+                        help="hirescam (what scan uses by default) or gradcam")
     args = parser.parse_args()
 
     from fakescope.inference import Detector

@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 RnnType = Literal["lstm", "gru"]
 PoolType = Literal["global", "face"]
@@ -47,8 +47,8 @@ class ModelConfig:
         self.head_dims = tuple(int(v) for v in self.head_dims)
         if self.rnn not in ("lstm", "gru"):
             raise ValueError(f"rnn must be 'lstm' or 'gru', got {self.rnn!r}")
-        if self.pool not in ("global", "face"):
-            raise ValueError(f"pool must be 'global' or 'face', got {self.pool!r}")
+        if self.pool not in get_args(PoolType):
+            raise ValueError(f"pool must be one of {', '.join(get_args(PoolType))}, got {self.pool!r}")
         if self.num_classes != 2:
             raise ValueError("fakescope models are binary (real, fake): num_classes must be 2")
         if self.window < 1:

@@ -79,14 +79,14 @@ class TrackGradCam:
         self.method = method
         self.feature_map = BackboneFeatureMap(model.backbone)
         self.layer = layer if layer is not None else self.feature_map
-        self.grad_cam = LayerGradCam(self._window_logits, self.layer)
-        self.gradient_x_activation = LayerGradientXActivation(self._window_logits, self.layer)
+        attribution_class = LayerGradCam if method == "gradcam" else LayerGradientXActivation
+        self.attribution = attribution_class(self._window_logits, self.layer)
 
     def attribute(self, frames: torch.Tensor) -> torch.Tensor:
         """Signed (T, 1, h, w) maps at the explained layer's resolution, before any ReLU or normalisation."""
         if self.method == "gradcam":
-            return self.grad_cam.attribute(frames, target=FAKE_CLASS, relu_attributions=False)
-        return self.gradient_x_activation.attribute(frames, target=FAKE_CLASS).sum(1, keepdim=True)
+            return self.attribution.attribute(frames, target=FAKE_CLASS, relu_attributions=False)
+        return self.attribution.attribute(frames, target=FAKE_CLASS).sum(1, keepdim=True)
 
     def _window_logits(self, frames: torch.Tensor) -> torch.Tensor:
         """(T, 3, H, W) crops of one track -> (T, 2) per-frame logits."""
