@@ -40,12 +40,19 @@ def fold_of(key: str) -> int:
     return PAIRS[match.group(1) or match.group(2)]
 
 
-AUGMENTATIONS = {
-    # The shipped recipe's (configs/default-model.yaml)...
-    "recipe": dict(crop_scale=(0.85, 1.0), flip=0.0, rotation=8.0, color_jitter=0.1, blur=0.1, jpeg=(75, 100)),
-    # ...and a heavier one: stronger colour jitter, blur and JPEG on real and fake alike.
-    "strong": dict(crop_scale=(0.8, 1.0), flip=0.0, rotation=10.0, color_jitter=0.3, blur=0.3, jpeg=(40, 100)),
-}  # flips are drawn at training time, on the feature maps
+RECIPE = REPO / "configs/default-model.yaml"
+AUGMENTATIONS = ("recipe", "strong")  # the shipped recipe's, or heavier colour jitter, blur and JPEG
+
+
+def augmentation_settings(name: str):
+    """The AugmentSection of ``name``, without flips: those are drawn at training time, on the feature maps."""
+    import dataclasses
+
+    from fakescope.training.config import AugmentSection, TrainConfig
+
+    if name == "recipe":
+        return dataclasses.replace(TrainConfig.load(RECIPE).data.augment, flip=0.0)
+    return AugmentSection(crop_scale=(0.8, 1.0), flip=0.0, rotation=10.0, color_jitter=0.3, blur=0.3, jpeg=(40, 100))
 
 
 @torch.inference_mode()
@@ -56,7 +63,6 @@ def extract(cache: Path, stage: str, sbi_variants: int, seed: int, augment: str 
     from fakescope.models import create_backbone
     from fakescope.training.augment import build_clip_augmentation
     from fakescope.training.clips import read_crop, to_clip_tensor, tracks_from_index
-    from fakescope.training.config import AugmentSection
     from fakescope.training.sbi import self_blend_clip
 
     backbone = create_backbone("legacy_xception", weights=SHARED / "weights/xception-imagenet-keras.safetensors",
@@ -69,7 +75,7 @@ def extract(cache: Path, stage: str, sbi_variants: int, seed: int, augment: str 
 
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
-    transform = None if augment == "none" else build_clip_augmentation(AugmentSection(**AUGMENTATIONS[augment]), 224)
+    transform = None if augment == "none" else build_clip_augmentation(augmentation_settings(augment), 224)
 
     def clipwise(frames: list[np.ndarray], blend: bool) -> torch.Tensor:
         """Maps of ``frames`` handled 4 at a time, as training clips are: one blend and one augmentation per clip."""
