@@ -7,7 +7,7 @@ import os
 import sys
 
 from .. import __version__
-from . import evaluate, live, preprocess, scan, train
+from . import corpus, evaluate, live, preprocess, scan, train
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     preprocess.add_parser(commands)
     train.add_parser(commands)
     evaluate.add_parser(commands)
+    corpus.add_parser(commands)
     return parser
 
 

@@ -698,3 +698,55 @@ def read_manifest(spec: DatasetSpec) -> list[VideoItem]:
                 group=(row.get("group") or "").strip() or path.stem, split=split, key=key,
             ))
     return sorted(items, key=lambda item: item.key)
+
+
+@register_dataset("corpus", options=("datasets", "per_identity", "labels", "kinds"))
+def read_corpus(spec: DatasetSpec) -> list[VideoItem]:
+    """The ``manifest.csv`` written by ``fakescope corpus build``: photos, video frames, videos and face-crop videos
+    with their identity as the group, the corpus dataset (``lfw``, ``youtube-faces``, ...) as ``dataset`` and the
+    media kind as ``kind``.
+
+    Options: ``datasets=lfw,celeba`` keeps those corpus datasets; ``labels=real`` or ``fake``; ``kinds=photo,video``;
+    ``per_identity=N`` keeps at most N files per identity (the first N by path: the same choice every run).
+    Table files (the landmarks) are never items.
+    """
+    from fakescope.data.corpus import MANIFEST_COLUMNS, MEDIA_KINDS
+
+    csv_path = _root(spec)
+    if not csv_path.is_file():
+        raise DatasetError(f"corpus root must be the manifest.csv of a built corpus, got {csv_path}")
+    wanted_datasets = set(spec.option_list("datasets") or [])
+    wanted_labels = set(spec.option_list("labels") or ["real", "fake"])
+    wanted_kinds = set(spec.option_list("kinds") or MEDIA_KINDS)
+    per_identity = _int_option(spec, "per_identity", 0)
+    base = csv_path.parent
+    items: list[VideoItem] = []
+    taken: Counter[str] = Counter()
+    with csv_path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = sorted(set(MANIFEST_COLUMNS) - set(reader.fieldnames or []))
+        if missing:
+            raise DatasetError(f"{csv_path}: not a corpus manifest (missing columns {', '.join(missing)})")
+        for row in reader:
+            if row["kind"] not in MEDIA_KINDS or row["kind"] not in wanted_kinds:
+                continue
+            if wanted_datasets and row["dataset"] not in wanted_datasets:
+                continue
+            if row["label"] not in wanted_labels:
+                continue
+            if per_identity and taken[row["identity"]] >= per_identity:
+                continue
+            path = base / row["path"]
+            if not path.is_file():
+                raise DatasetError(f"{csv_path} line {reader.line_num}: no such file {path} (rebuild the corpus)")
+            taken[row["identity"]] += 1
+            label = _LABEL_WORDS[row["label"]]
+            items.append(VideoItem(
+                path=path, label=label, dataset=row["dataset"], kind=row["kind"],
+                method=row["method"] or ("original" if label == REAL else "fake"),
+                group=row["identity"] or path.stem, key=row["path"],
+            ))
+    unknown = wanted_datasets - {item.dataset for item in items}
+    if unknown:
+        raise DatasetError(f"{csv_path}: no items of dataset(s) {', '.join(sorted(unknown))}")
+    return sorted(items, key=lambda item: item.key)

@@ -8,6 +8,7 @@ from urllib.parse import parse_qsl
 
 REAL, FAKE = 0, 1
 LABEL_NAMES = {REAL: "real", FAKE: "fake"}
+STILL_KINDS = frozenset({"photo", "video_frame"})
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,13 @@ class VideoItem:
     split: str | None = None  # "train", "val" or "test" where the dataset (or a split rule) assigns one
     source: str | None = None  # for a fake: the key of the original it was made from, where known
     key: str = ""  # stable unique id within the dataset (e.g. its path relative to the dataset root)
+    # What the file is: "video", "photo" (a still, read as a one-frame clip), "video_frame" (one frame of a video,
+    # saved as an image) or "video_face_crop" (a video already cropped to one face).
+    kind: str = "video"
+
+    @property
+    def is_still(self) -> bool:
+        return self.kind in STILL_KINDS
 
     @property
     def label_name(self) -> str:

@@ -38,7 +38,7 @@ STATUSES = ("ok", "no_face", "error")
 DONE_STATUSES = frozenset({"ok", "no_face"})
 INDEX_COLUMNS = (
     "key", "path", "label", "dataset", "method", "group", "split", "source",
-    "frame_index", "time_s", "track_id", "x1", "y1", "x2", "y2", "crop",
+    "frame_index", "time_s", "track_id", "x1", "y1", "x2", "y2", "crop", "kind",
 )
 JPEG_QUALITY = 95
 _MAX_SAFE_KEY_LENGTH = 180  # leaves room for ".json" and temp-file affixes under the usual 255-byte name limit
@@ -86,6 +86,7 @@ class CropRecord:
     x2: float
     y2: float
     crop: Path
+    kind: str = "video"
 
 
 @dataclass
@@ -397,7 +398,7 @@ def _write_index(cache_dir: Path, items: list[VideoItem], records: list[dict[str
                      item.split or "", item.source or ""]
             for row in record["rows"]:
                 writer.writerow([*video, row["frame_index"], row["time_s"], row["track_id"],
-                                 row["x1"], row["y1"], row["x2"], row["y2"], row["crop"]])
+                                 row["x1"], row["y1"], row["x2"], row["y2"], row["crop"], item.kind])
     os.replace(temporary, path)
 
 
@@ -412,7 +413,7 @@ def load_index(cache_dir: Path) -> list[CropRecord]:
                 method=row["method"], group=row["group"], split=row["split"] or None, source=row["source"] or None,
                 frame_index=int(row["frame_index"]), time_s=float(row["time_s"]), track_id=int(row["track_id"]),
                 x1=float(row["x1"]), y1=float(row["y1"]), x2=float(row["x2"]), y2=float(row["y2"]),
-                crop=cache_dir / row["crop"],
+                crop=cache_dir / row["crop"], kind=row.get("kind") or "video",
             ))
     return records
 

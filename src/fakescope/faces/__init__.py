@@ -1,5 +1,5 @@
 """Face detection, tracking across frames and FaceForensics++-style crops."""
-from fakescope.faces.crop import crop_face, square_crop_box
+from fakescope.faces.crop import crop_face, crop_geometry, square_crop_box
 from fakescope.faces.detector import (
     Detection,
     FaceDetector,
@@ -20,6 +20,7 @@ __all__ = [
     "box_iou",
     "create_face_detector",
     "crop_face",
+    "crop_geometry",
     "find_yunet_model",
     "square_crop_box",
 ]

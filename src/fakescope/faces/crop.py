@@ -26,6 +26,23 @@ def square_crop_box(box: np.ndarray | list[float], margin: float = 1.3) -> np.nd
     )
 
 
+def _integer_square(box: np.ndarray | list[float], margin: float) -> tuple[int, int, int]:
+    """(left, top, side) of the crop square in whole pixels, computed in float64 from the unrounded centre so that
+    the crop stays exactly square."""
+    x1, y1, x2, y2 = np.asarray(box, dtype=np.float64).reshape(4)
+    square = square_crop_box(box, margin).astype(np.float64)
+    side = max(1, round(float(square[2] - square[0])))
+    left = math.floor((x1 + x2) / 2 - side / 2 + 0.5)
+    top = math.floor((y1 + y2) / 2 - side / 2 + 0.5)
+    return left, top, side
+
+
+def crop_geometry(box: np.ndarray | list[float], margin: float = 1.3, size: int = 224) -> tuple[int, int, float]:
+    """(left, top, scale) of the crop ``crop_face`` makes: frame point p lands at (p - (left, top)) * scale."""
+    left, top, side = _integer_square(box, margin)
+    return left, top, size / side
+
+
 def crop_face(
     image_bgr: np.ndarray, box: np.ndarray | list[float], margin: float = 1.3, size: int = 224
 ) -> np.ndarray:
@@ -41,13 +58,7 @@ def crop_face(
     if size < 1:
         raise ValueError(f"size must be positive, got {size}")
     frame_height, frame_width = image_bgr.shape[:2]
-
-    # Integer square computed in float64 from the unrounded centre so the crop stays exactly square.
-    x1, y1, x2, y2 = np.asarray(box, dtype=np.float64).reshape(4)
-    square = square_crop_box(box, margin).astype(np.float64)
-    side = max(1, round(float(square[2] - square[0])))
-    left = math.floor((x1 + x2) / 2 - side / 2 + 0.5)
-    top = math.floor((y1 + y2) / 2 - side / 2 + 0.5)
+    left, top, side = _integer_square(box, margin)
     right, bottom = left + side, top + side
 
     inside_left, inside_top = max(left, 0), max(top, 0)

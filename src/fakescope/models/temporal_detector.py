@@ -104,7 +104,12 @@ class TemporalDeepfakeDetector(nn.Module):
 
     def forward_features(self, frames: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) normalised crops -> (N, C) per-frame features (backbone, convs, pool over crop or face)."""
-        return self.pool(self.convs(self.backbone.forward_features(frames)))
+        return self.forward_neck(self.backbone.forward_features(frames))
+
+    def forward_neck(self, maps: torch.Tensor) -> torch.Tensor:
+        """(N, C_backbone, h, w) backbone maps -> (N, C) per-frame features (convs, then the pool). Training on
+        cached maps of a frozen backbone starts here."""
+        return self.pool(self.convs(maps))
 
     def forward_temporal(self, features: torch.Tensor) -> torch.Tensor:
         """(B, T, C) per-frame features of one track each -> (B, T, 2) logits."""

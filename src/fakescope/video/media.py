@@ -18,7 +18,8 @@ import numpy as np
 if TYPE_CHECKING:
     from fakescope.video.sampling import FrameSelection
 
-VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"})
+# MPEG-1/2 program streams (.mpg, .mpeg: the GRID corpus) and transport streams decode through FFmpeg like the rest.
+VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".ts"})
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
 
 DEFAULT_FPS = 25.0

@@ -1,0 +1,232 @@
+"""The shipped weights' recipe: ffpp-mini plus the real-people corpus, with self-blended fakes, on a frozen backbone.
+
+    .venv/bin/python scripts/corpus_recipe.py crops      # face crops of the corpus and ffpp-mini (resumable)
+    .venv/bin/python scripts/corpus_recipe.py cache      # backbone maps of every training/evaluation clip (resumable)
+    .venv/bin/python scripts/corpus_recipe.py cv         # leave one ffpp-mini pair out, corpus in every fold
+    .venv/bin/python scripts/corpus_recipe.py final      # train on everything, threshold from held-out real videos
+    .venv/bin/python scripts/corpus_recipe.py all
+
+Needs the corpus built first (`fakescope corpus build --mirrors DIR --out runs/corpus`). The recipe's settings live
+in configs/corpus-model.yaml. Everything lands under runs/ (crops, feature caches, folds, the final model); each step
+skips or resumes what an earlier run finished.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("FAKESCOPE_SHARED", REPO.parent / "shared"))
+
+
+def load_config(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+def select_records(records: list, rules: dict[str, dict], seed: int) -> list:
+    """The crop records of the datasets named in ``rules``, at most ``per_identity`` files per identity and
+    ``max_items`` files per dataset (a seeded, repeatable choice)."""
+    by_dataset: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for record in records:
+        if record.dataset in rules:
+            by_dataset[record.dataset][record.group].append(record)
+    chosen = []
+    rng = np.random.default_rng(seed)
+    for dataset, rule in sorted(rules.items()):
+        per_identity = rule.get("per_identity")
+        picked = []
+        for group in sorted(by_dataset[dataset]):
+            rows = sorted(by_dataset[dataset][group], key=lambda r: (r.key, r.frame_index))
+            if per_identity and len(rows) > per_identity:
+                # Spread over the identity's files (YouTube Faces frames come in video order).
+                rows = [rows[i] for i in np.linspace(0, len(rows) - 1, per_identity).round().astype(int)]
+            picked.extend(rows)
+        if rule.get("max_items") and len(picked) > rule["max_items"]:
+            picked = [picked[i] for i in sorted(rng.choice(len(picked), rule["max_items"], replace=False))]
+        chosen.extend(picked)
+    return chosen
+
+
+def youtube_faces_landmarks(corpus_dir: Path) -> dict[str, np.ndarray]:
+    """File name -> (68, 2) landmarks in the frame's pixels, from the corpus's YouTube Faces keypoint tables."""
+    table: dict[str, np.ndarray] = {}
+    for path in (corpus_dir / "files/youtube-faces").rglob("*_frames_keypoints.csv"):
+        with path.open(newline="") as handle:
+            reader = csv.reader(handle)
+            next(reader)
+            for row in reader:
+                table[row[0]] = np.array(row[1:137], np.float32).reshape(68, 2)
+    return table
+
+
+class CorpusLandmarks:
+    """Landmarks of a crop: the YouTube Faces 68 points where the corpus gives them, else dlib's predictor."""
+
+    def __init__(self, corpus_dir: Path, margin: float, size: int) -> None:
+        from fakescope.faces.landmarks import LandmarkPredictor
+
+        self.given = youtube_faces_landmarks(corpus_dir) if corpus_dir.is_dir() else {}
+        self.predictor = LandmarkPredictor()
+        self.margin, self.size = margin, size
+
+    def __call__(self, record, frame: np.ndarray) -> np.ndarray:
+        from fakescope.faces.landmarks import face_box_in_crop, points_to_crop
+
+        box = (record.x1, record.y1, record.x2, record.y2)
+        given = self.given.get(Path(record.path).name) if record.dataset == "youtube-faces" else None
+        if given is not None:
+            return points_to_crop(given, box, self.margin, self.size)
+        return self.predictor(frame, face_box_in_crop(box, self.margin, self.size))
+
+
+def step_crops(config: dict) -> None:
+    crops = config["crops"]
+    for name, spec in (("corpus", f"corpus:{REPO / config['corpus']}/manifest.csv"),
+                       ("ffpp-mini", f"ffpp:{SHARED / 'data/ffpp-mini'}")):
+        frames = crops["ffpp_frames"] if name == "ffpp-mini" else crops["video_frames"]
+        subprocess.run([sys.executable, "-m", "fakescope.cli.main", "preprocess", "--data", spec, "--cache",
+                        str(REPO / crops["dirs"][name]), "--frames", str(frames), "--workers", "2", "-q"],
+                       check=False, cwd=REPO)
+
+
+def step_cache(config: dict, only: list[str] | None) -> None:
+    import torch
+
+    from fakescope.data.preprocess import load_index
+    from fakescope.models import create_model
+    from fakescope.training.feature_cache import CacheSettings, build_feature_cache, clips_from_records
+
+    torch.set_num_threads(2)
+    model_cfg = config["model"]
+    model = create_model(model_cfg["name"], backbone_weights=REPO / model_cfg["backbone_weights"])
+    size = model.config.input_size
+    corpus_dir = REPO / config["corpus"]
+    margin = config["crops"]["margin"]
+    records = {name: load_index(REPO / path) for name, path in config["crops"]["dirs"].items()}
+    for name, cache in config["caches"].items():
+        if only and name not in only:
+            continue
+        chosen = select_records(records[cache["crops"]], cache["datasets"], config["seed"])
+        clips = clips_from_records(chosen, config["clip_length"])
+        rng = np.random.default_rng(config["seed"])
+        clips = [clips[i] for i in rng.permutation(len(clips))]  # a partial cache is still a mix of everything
+        settings = CacheSettings(**cache.get("settings", {}), seed=config["seed"])
+        print(f"cache {name}: {len(chosen)} crops in {len(clips)} clips", flush=True)
+        summary = build_feature_cache(
+            clips, model.backbone, REPO / config["cache_dir"] / name, settings, size, model.config.mean,
+            model.config.std,
+            landmarks_factory=(lambda: CorpusLandmarks(corpus_dir, margin, size)) if settings.sbi_copies else None,
+            describe={"backbone": model.config.backbone, "stage": model.config.backbone_stage,
+                      "backbone_weights": model_cfg["backbone_weights"]},
+        )
+        print(f"cache {name}: {json.dumps(summary)[:400]}", flush=True)
+
+
+PAIRS = ("183,253", "469,481", "585,599")
+
+
+def _sourced(config: dict, name: str) -> list:
+    from fakescope.training.cached_head import SourcedClip
+    from fakescope.training.feature_cache import load_cache_index
+
+    cache = REPO / config["cache_dir"] / name
+    return [SourcedClip(cache, clip) for clip in load_cache_index(cache)]
+
+
+def _in_pair(group: str, pair: str) -> bool:
+    from fakescope.data import group_members
+
+    ids = set(pair.split(","))
+    return any(member.partition(":")[2] in ids for member in group_members(group))
+
+
+def training_clips(config: dict, holdout: str | None) -> list:
+    """The training clips: every training cache, minus any identity that an evaluation set holds (a person of the
+    talking-head clips may also be in LFW) and minus the held-out ffpp-mini pair."""
+    evaluation_groups = {item.clip.group for name in config["evaluation"]["caches"] for item in _sourced(config, name)
+                         if not item.clip.dataset.startswith("ffpp")}
+    clips = [item for name in config["training"]["caches"] for item in _sourced(config, name)
+             if item.clip.group not in evaluation_groups]
+    if holdout:
+        clips = [item for item in clips if not (item.clip.dataset == "ffpp" and _in_pair(item.clip.group, holdout))]
+    return clips
+
+
+def train_head(config: dict, clips: list, seed: int, out_dir: Path):
+    import torch
+
+    from fakescope.models import create_model
+    from fakescope.training.cached_head import train_cached_head
+
+    torch.set_num_threads(2)
+    model_cfg = config["model"]
+    model = create_model(model_cfg["name"], backbone_weights=REPO / model_cfg["backbone_weights"])
+    train = config["training"]
+    return train_cached_head(model, clips, steps=train["steps"], still_batch=train["still_batch"],
+                             video_batch=train["video_batch"], lr=train["lr"],
+                             weight_decay=train.get("weight_decay", 0.0),
+                             sbi_share_of_fakes=train["sbi_share_of_fakes"],
+                             feature_noise=train.get("feature_noise", 0.0), seed=seed, out_dir=out_dir)
+
+
+def evaluation_scores(config: dict, model) -> dict:
+    from fakescope.training.cached_head import score_cached_videos
+
+    clips = [item for name in config["evaluation"]["caches"] for item in _sourced(config, name)]
+    return score_cached_videos(model, clips)
+
+
+def step_cv(config: dict, out: Path) -> dict:
+    from fakescope.training.cached_head import video_metrics
+
+    folds = []
+    for pair in PAIRS:
+        fold_dir = out / "cv" / pair.replace(",", "_")
+        scores_path = fold_dir / "scores.json"
+        if not scores_path.is_file():
+            fold_dir.mkdir(parents=True, exist_ok=True)
+            model = train_head(config, training_clips(config, pair), config["seed"], fold_dir)
+            scores_path.write_text(json.dumps(evaluation_scores(config, model), indent=1) + "\n")
+        scores = json.loads(scores_path.read_text())
+        held = {k: v for k, v in scores.items() if v["dataset"] == "ffpp" and _in_pair(v["group"], pair)}
+        folds.append({"held_out": pair, **video_metrics(held), "scores": scores})
+        print(f"fold {pair}: video AUC {folds[-1]['video_auc']:.3f}, frame AUC {folds[-1]['frame_auc']:.3f}; "
+              f"reals {[round(v['p_fake'], 3) for v in held.values() if v['label'] == 0]}", flush=True)
+    summary = {
+        "mean_video_auc": float(np.mean([f["video_auc"] for f in folds])),
+        "mean_frame_auc": float(np.mean([f["frame_auc"] for f in folds])),
+        "folds": [{k: v for k, v in f.items() if k != "scores"} for f in folds],
+    }
+    (out / "cv" / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    print(f"cross-validation: mean video AUC {summary['mean_video_auc']:.3f}, "
+          f"mean frame AUC {summary['mean_frame_auc']:.3f}", flush=True)
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("step", choices=["crops", "cache", "cv", "final", "all"])
+    parser.add_argument("--config", type=Path, default=REPO / "configs/corpus-model.yaml")
+    parser.add_argument("--only", nargs="*", help="cache step: only these caches")
+    parser.add_argument("--out", type=Path, default=REPO / "runs/corpus-model", help="folds and final model")
+    args = parser.parse_args()
+    config = load_config(args.config)
+    if args.step in ("crops", "all"):
+        step_crops(config)
+    if args.step in ("cache", "all"):
+        step_cache(config, args.only)
+    if args.step in ("cv", "all"):
+        step_cv(config, args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,225 @@
+"""Training the part of a model after its frozen backbone on cached backbone maps (``feature_cache``), with Lightning.
+
+Still images are one-frame clips and videos clips of several frames, so each step takes one batch of each kind:
+both are balanced between real and fake, and the fakes of the videos between manipulated videos and self-blended
+ones. The result is a complete ``TemporalDeepfakeDetector`` (its backbone the same frozen weights the cache was made
+with), saved as an ordinary checkpoint.
+"""
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.utilities import CombinedLoader
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
+
+from ..data.items import FAKE, STILL_KINDS
+from ..models.temporal_detector import TemporalDeepfakeDetector
+from .feature_cache import CachedClip, CacheMaps
+
+
+@dataclass(frozen=True)
+class SourcedClip:
+    """A cached clip and the cache it lives in."""
+
+    cache: Path
+    clip: CachedClip
+
+
+class CachedClips(Dataset):
+    """(maps (T, C, H, W), labels (T,)) of cached clips."""
+
+    def __init__(self, clips: Sequence[SourcedClip]) -> None:
+        self.clips = list(clips)
+        self._maps: dict[Path, CacheMaps] = {}
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        item = self.clips[index]
+        maps = self._maps.get(item.cache)
+        if maps is None:
+            maps = self._maps[item.cache] = CacheMaps(item.cache)
+        frames = maps(item.clip)
+        return {"maps": frames, "labels": torch.full((frames.shape[0],), item.clip.label, dtype=torch.long)}
+
+
+def balanced_weights(clips: Sequence[SourcedClip], sbi_share_of_fakes: float = 0.5) -> list[float]:
+    """Sampling weights: half real, half fake; among fakes, self-blended ones take ``sbi_share_of_fakes`` where
+    both kinds exist. Within a class each dataset counts equally, so a big photo set does not drown a small one."""
+    def category(clip: CachedClip) -> str:
+        if clip.label != FAKE:
+            return "real"
+        return "sbi" if clip.variant.startswith("sbi") else "fake"
+
+    per_category: dict[str, Counter[str]] = defaultdict(Counter)
+    for item in clips:
+        per_category[category(item.clip)][item.clip.dataset] += 1
+    share = {"real": 0.5, "fake": 0.5, "sbi": 0.0}
+    if per_category["sbi"]:
+        share["sbi"] = 0.5 * (sbi_share_of_fakes if per_category["fake"] else 1.0)
+        share["fake"] = 0.5 - share["sbi"]
+    weights = []
+    for item in clips:
+        name = category(item.clip)
+        datasets = per_category[name]
+        weights.append(share[name] / len(datasets) / datasets[item.clip.dataset])
+    return weights
+
+
+def _pad_collate(batch: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Stack clips, padding shorter ones by repeating their last frame (the padding is masked out of the loss)."""
+    length = max(item["maps"].shape[0] for item in batch)
+    maps, labels, valid = [], [], []
+    for item in batch:
+        count = item["maps"].shape[0]
+        pad = length - count
+        maps.append(torch.cat([item["maps"], item["maps"][-1:].expand(pad, -1, -1, -1)]) if pad else item["maps"])
+        labels.append(torch.cat([item["labels"], item["labels"][-1:].expand(pad)]) if pad else item["labels"])
+        mask = torch.zeros(length, dtype=torch.bool)
+        mask[:count] = True
+        valid.append(mask)
+    return {"maps": torch.stack(maps), "labels": torch.stack(labels), "valid": torch.stack(valid)}
+
+
+class CachedHeadModule(L.LightningModule):
+    """Trains convs, pooling, RNN and head of ``model`` on cached backbone maps with per-frame cross-entropy."""
+
+    def __init__(self, model: TemporalDeepfakeDetector, lr: float = 1e-3, weight_decay: float = 0.0,
+                 total_steps: int = 1000, warmup_steps: int = 50, feature_noise: float = 0.0) -> None:
+        super().__init__()
+        self.model = model
+        self.model.backbone.requires_grad_(False)
+        self.lr, self.weight_decay = lr, weight_decay
+        self.total_steps, self.warmup_steps = total_steps, warmup_steps
+        self.feature_noise = feature_noise
+        self.loss = nn.CrossEntropyLoss(reduction="none")
+
+    def _clip_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        maps = batch["maps"]
+        if self.feature_noise:
+            maps = maps * (1 + self.feature_noise * torch.randn_like(maps[:, :, :, :1, :1]))
+        batch_size, steps = maps.shape[:2]
+        features = self.model.forward_neck(maps.flatten(0, 1)).view(batch_size, steps, -1)
+        logits = self.model.forward_temporal(features)
+        losses = self.loss(logits.flatten(0, 1).float(), batch["labels"].flatten())
+        valid = batch["valid"].flatten().float()
+        return (losses * valid).sum() / valid.sum().clamp(min=1)
+
+    def training_step(self, batch: dict[str, dict[str, torch.Tensor]], batch_idx: int) -> torch.Tensor:
+        parts = {name: self._clip_loss(part) for name, part in batch.items() if part is not None}
+        loss = sum(parts.values()) / len(parts)
+        for name, value in parts.items():
+            self.log(f"train/loss_{name}", value, prog_bar=True)
+        return loss
+
+    def configure_optimizers(self):
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        optimizer = torch.optim.Adam(trainable, lr=self.lr, weight_decay=self.weight_decay)
+
+        def schedule(step: int) -> float:  # linear warm-up, then cosine to zero
+            if step < self.warmup_steps:
+                return (step + 1) / self.warmup_steps
+            progress = (step - self.warmup_steps) / max(1, self.total_steps - self.warmup_steps)
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.model.backbone.eval()  # frozen, and not even run: keep its BatchNorm statistics as they are
+        return self
+
+
+def train_cached_head(
+    model: TemporalDeepfakeDetector,
+    clips: Sequence[SourcedClip],
+    steps: int,
+    still_batch: int = 32,
+    video_batch: int = 8,
+    lr: float = 1e-3,
+    weight_decay: float = 0.0,
+    sbi_share_of_fakes: float = 0.5,
+    feature_noise: float = 0.0,
+    seed: int = 0,
+    precision: str = "bf16-mixed",
+    out_dir: Path | None = None,
+    progress: bool = True,
+    num_workers: int = 1,
+) -> TemporalDeepfakeDetector:
+    """Train ``model``'s trainable part for ``steps`` steps on ``clips``; returns the model (in eval mode)."""
+    L.seed_everything(seed, workers=True)
+    random.seed(seed)
+    groups = {"stills": [c for c in clips if c.clip.kind in STILL_KINDS],
+              "videos": [c for c in clips if c.clip.kind not in STILL_KINDS]}
+    loaders = {}
+    generator = torch.Generator().manual_seed(seed)
+    for name, chosen in groups.items():
+        if not chosen:
+            continue
+        batch_size = still_batch if name == "stills" else video_batch
+        sampler = WeightedRandomSampler(balanced_weights(chosen, sbi_share_of_fakes),
+                                        num_samples=(steps + 1) * batch_size, replacement=True, generator=generator)
+        loaders[name] = DataLoader(CachedClips(chosen), batch_size=batch_size,
+                                   sampler=sampler, collate_fn=_pad_collate, num_workers=num_workers,
+                                   persistent_workers=num_workers > 0, prefetch_factor=4 if num_workers else None)
+    if not loaders:
+        raise ValueError("no cached clips to train on")
+    module = CachedHeadModule(model, lr=lr, weight_decay=weight_decay, total_steps=steps,
+                              warmup_steps=min(50, steps // 10), feature_noise=feature_noise)
+    trainer = L.Trainer(max_steps=steps, accelerator="cpu", precision=precision, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=progress, enable_model_summary=False,
+                        default_root_dir=str(out_dir) if out_dir else None, limit_val_batches=0)
+    trainer.fit(module, train_dataloaders=CombinedLoader(loaders, mode="max_size_cycle"))
+    return module.model.eval()
+
+
+@torch.no_grad()
+def score_cached_videos(model: TemporalDeepfakeDetector, clips: Sequence[SourcedClip],
+                        window: int | None = None) -> dict[str, dict[str, Any]]:
+    """Per video (its key; ``key/variant`` for other stored variants than the first plain one): label, dataset, method, group, frame p_fake in frame order (the RNN run over windows of the
+    model's window, as a scan does) and the video's p_fake (the mean over its frames)."""
+    by_video: dict[tuple[Path, str, str], list[SourcedClip]] = defaultdict(list)
+    for item in clips:
+        by_video[(item.cache, item.clip.key, item.clip.variant)].append(item)
+    maps: dict[Path, CacheMaps] = {}
+    model.eval()
+    results = {}
+    for (cache, key, variant), items in sorted(by_video.items()):
+        items = sorted(items, key=lambda c: int(c.clip.clip_id.rsplit("/", 1)[0].rsplit("@", 1)[1]))
+        reader = maps.setdefault(cache, CacheMaps(cache))
+        frames = torch.cat([reader(item.clip) for item in items])
+        features = torch.cat([model.forward_neck(frames[i : i + 64]) for i in range(0, len(frames), 64)])
+        first = items[0].clip
+        if first.kind in STILL_KINDS:
+            p_fake = model.predict_track(features, window=1)
+        else:
+            p_fake = model.predict_track(features, window=window)
+        results[key if variant == "plain0" else f"{key}/{variant}"] = {"label": first.label, "dataset": first.dataset, "method": first.method,
+                        "group": first.group, "frames": p_fake.tolist(), "p_fake": float(p_fake.mean())}
+    return results
+
+
+def video_metrics(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Video- and frame-level ROC-AUC of scored videos (None where one class is missing)."""
+    from sklearn.metrics import roc_auc_score
+
+    labels = np.array([r["label"] for r in results.values()])
+    scores = np.array([r["p_fake"] for r in results.values()])
+    frame_labels = np.concatenate([[r["label"]] * len(r["frames"]) for r in results.values()])
+    frame_scores = np.concatenate([r["frames"] for r in results.values()])
+    both = len(set(labels.tolist())) == 2
+    return {"videos": len(labels), "real": int((labels == 0).sum()), "fake": int((labels == 1).sum()),
+            "video_auc": float(roc_auc_score(labels, scores)) if both else None,
+            "frame_auc": float(roc_auc_score(frame_labels, frame_scores)) if both else None}
