@@ -1,4 +1,4 @@
-"""The shipped weights' recipe: ffpp-mini plus the real-people corpus, with self-blended fakes, on a frozen backbone.
+"""A candidate recipe for the shipped weights: ffpp-mini plus the real-people corpus, with self-blended fakes, on a frozen backbone.
 
     .venv/bin/python scripts/corpus_recipe.py crops      # face crops of the corpus and ffpp-mini (resumable)
     .venv/bin/python scripts/corpus_recipe.py cache      # backbone maps of every training/evaluation clip (resumable)
@@ -7,13 +7,14 @@
     .venv/bin/python scripts/corpus_recipe.py all
 
 Needs the corpus built first (`fakescope corpus build --mirrors DIR --out runs/corpus`). The recipe's settings live
-in configs/corpus-model.yaml. Everything lands under runs/ (crops, feature caches, folds, the final model); each step
+in configs/recipes/corpus-model.yaml. Everything lands under runs/ (crops, feature caches, folds, the final model); each step
 skips or resumes what an earlier run finished.
 """
 from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import os
 import subprocess
@@ -175,26 +176,41 @@ def train_head(config: dict, clips: list, seed: int, out_dir: Path):
                              video_batch=train["video_batch"], lr=train["lr"],
                              weight_decay=train.get("weight_decay", 0.0),
                              sbi_share_of_fakes=train["sbi_share_of_fakes"],
-                             feature_noise=train.get("feature_noise", 0.0), seed=seed, out_dir=out_dir)
+                             feature_noise=train.get("feature_noise", 0.0), seed=seed, out_dir=out_dir,
+                             single_frame=train.get("single_frame", False))
+
+
+def load_or_train(config: dict, clips: list, run_dir: Path):
+    """The model of ``run_dir/model.safetensors`` if an earlier run left one, else a newly trained one (saved
+    there, with the evaluation window in its config)."""
+    from fakescope.models import CheckpointMeta, load_checkpoint, save_checkpoint
+
+    path = run_dir / "model.safetensors"
+    if path.is_file():
+        return load_checkpoint(path)[0].eval()
+    model = train_head(config, clips, config["seed"], run_dir)
+    model.config = model.config.replace(window=config["evaluation"]["window"])
+    save_checkpoint(path, model, CheckpointMeta(trained=True, threshold=0.5, info={"recipe": "corpus-model"}))
+    return model
 
 
 def evaluation_scores(config: dict, model) -> dict:
     from fakescope.training.cached_head import score_cached_videos
 
     clips = [item for name in config["evaluation"]["caches"] for item in _sourced(config, name)]
-    return score_cached_videos(model, clips)
+    return score_cached_videos(model, clips, window=config["evaluation"]["window"])
 
 
 def step_cv(config: dict, out: Path) -> dict:
     from fakescope.training.cached_head import video_metrics
 
     folds = []
-    for pair in PAIRS:
+    for pair in config["evaluation"].get("pairs", PAIRS):
         fold_dir = out / "cv" / pair.replace(",", "_")
         scores_path = fold_dir / "scores.json"
         if not scores_path.is_file():
             fold_dir.mkdir(parents=True, exist_ok=True)
-            model = train_head(config, training_clips(config, pair), config["seed"], fold_dir)
+            model = load_or_train(config, training_clips(config, pair), fold_dir)
             scores_path.write_text(json.dumps(evaluation_scores(config, model), indent=1) + "\n")
         scores = json.loads(scores_path.read_text())
         held = {k: v for k, v in scores.items() if v["dataset"] == "ffpp" and _in_pair(v["group"], pair)}
@@ -212,10 +228,97 @@ def step_cv(config: dict, out: Path) -> dict:
     return summary
 
 
+def _is_calibration(group: str) -> bool:
+    """Half of the held-out real identities (by a hash of the name) choose the threshold; the other half only
+    measures it."""
+    return int(hashlib.sha1(group.encode()).hexdigest(), 16) % 2 == 0
+
+
+def held_out_reals(scores: dict, datasets: list[str]) -> tuple[list[float], list[float]]:
+    """(calibration, test) p_fake of the held-out real videos of ``datasets``."""
+    calibration, test = [], []
+    for video in scores.values():
+        if video["label"] == 0 and video["dataset"] in datasets:
+            (calibration if _is_calibration(video["group"]) else test).append(video["p_fake"])
+    return calibration, test
+
+
+def report(config: dict, scores: dict, threshold: float) -> dict:
+    """The measures of the issue on cached evaluation videos: false alarms on unseen real people, cross-dataset."""
+    from sklearn.metrics import roc_auc_score
+
+    rule = config["threshold"]
+    calibration, test = held_out_reals(scores, rule["datasets"])
+    cross = [v for v in scores.values() if v["dataset"] in config["evaluation"]["cross_dataset"]]
+    unseen_reals = {name: [v["p_fake"] for v in scores.values() if v["label"] == 0 and v["dataset"] == name]
+                    for name in [*rule["datasets"], *config["evaluation"]["cross_dataset"]]}
+    return {
+        "threshold": threshold,
+        "false_alarms": {
+            "calibration": {"videos": len(calibration), "called_fake": int(np.sum(np.array(calibration) >= threshold))},
+            "test": {"videos": len(test), "called_fake": int(np.sum(np.array(test) >= threshold))},
+            **{name: {"videos": len(v), "called_fake": int(np.sum(np.array(v) >= threshold))}
+               for name, v in unseen_reals.items()},
+        },
+        "cross_dataset": {"videos": len(cross), "fake": sum(v["label"] for v in cross),
+                          "video_auc": float(roc_auc_score([v["label"] for v in cross],
+                                                           [v["p_fake"] for v in cross])),
+                          "fakes_called_fake": int(sum(v["p_fake"] >= threshold for v in cross if v["label"]))},
+    }
+
+
+def step_final(config: dict, out: Path) -> Path:
+    from fakescope.models import CheckpointMeta, load_checkpoint, save_checkpoint
+
+    run_dir = out / "final"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    model = load_or_train(config, training_clips(config, None), run_dir)
+    scores = evaluation_scores(config, model)
+    (run_dir / "scores.json").write_text(json.dumps(scores, indent=1) + "\n")
+    calibration, _ = held_out_reals(scores, config["threshold"]["datasets"])
+    # The lowest threshold that keeps the calibration reals' false alarms at the target rate.
+    rate = config["threshold"]["max_false_alarm"]
+    threshold = float(np.quantile(calibration, 1 - rate, method="higher")) + 1e-6
+    summary = report(config, scores, threshold)
+    cv_path = out / "cv" / "summary.json"
+    if cv_path.is_file():
+        summary["cross_validation"] = json.loads(cv_path.read_text())
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    print(json.dumps(summary, indent=1), flush=True)
+    model, meta = load_checkpoint(run_dir / "model.safetensors")
+    meta.threshold = threshold
+    meta.info.update({"threshold_rule": f"{1 - rate:.0%} quantile of held-out calibration real videos"})
+    return save_checkpoint(run_dir / "model.safetensors", model, meta)
+
+
+def step_score(config: dict, weights: Path, window: int | None) -> dict:
+    """Any checkpoint on the cached evaluation videos: at its own threshold and at one calibrated as the recipe's."""
+    from fakescope.models import load_checkpoint
+    from fakescope.training.cached_head import score_cached_videos, video_metrics
+
+    model, meta = load_checkpoint(weights)
+    clips = [item for name in config["evaluation"]["caches"] for item in _sourced(config, name)]
+    scores = score_cached_videos(model.eval(), clips, window=window or model.config.window)
+    calibration, _ = held_out_reals(scores, config["threshold"]["datasets"])
+    rate = config["threshold"]["max_false_alarm"]
+    calibrated = float(np.quantile(calibration, 1 - rate, method="higher")) + 1e-6
+    ffpp = {k: v for k, v in scores.items() if v["dataset"] == "ffpp"}
+    result = {"weights": str(weights), "window": window or model.config.window,
+              "own_threshold": report(config, scores, meta.threshold),
+              "calibrated_threshold": report(config, scores, calibrated),
+              "ffpp_all_videos": video_metrics(ffpp),
+              "ffpp_fakes_called_fake_at_calibrated": int(sum(v["p_fake"] >= calibrated for v in ffpp.values()
+                                                              if v["label"]))}
+    print(json.dumps(result, indent=1))
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("step", choices=["crops", "cache", "cv", "final", "all"])
-    parser.add_argument("--config", type=Path, default=REPO / "configs/corpus-model.yaml")
+    parser.add_argument("step", choices=["crops", "cache", "cv", "final", "all", "score"])
+    parser.add_argument("--weights", type=Path, help="score step: the checkpoint to score (default: the shipped one)")
+    parser.add_argument("--window", type=int, help="score step: RNN window (default: the checkpoint's)")
+    parser.add_argument("--config", type=Path, default=REPO / "configs/recipes/corpus-model.yaml")
     parser.add_argument("--only", nargs="*", help="cache step: only these caches")
     parser.add_argument("--out", type=Path, default=REPO / "runs/corpus-model", help="folds and final model")
     args = parser.parse_args()
@@ -226,6 +329,12 @@ def main() -> None:
         step_cache(config, args.only)
     if args.step in ("cv", "all"):
         step_cv(config, args.out)
+    if args.step in ("final", "all"):
+        step_final(config, args.out)
+    if args.step == "score":
+        from fakescope.weights import default_weights_path
+
+        step_score(config, args.weights or default_weights_path(), args.window)
 
 
 if __name__ == "__main__":

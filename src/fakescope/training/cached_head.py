@@ -38,8 +38,9 @@ class SourcedClip:
 class CachedClips(Dataset):
     """(maps (T, C, H, W), labels (T,)) of cached clips."""
 
-    def __init__(self, clips: Sequence[SourcedClip]) -> None:
+    def __init__(self, clips: Sequence[SourcedClip], single_frame: bool = False) -> None:
         self.clips = list(clips)
+        self.single_frame = single_frame  # one random frame of each clip (a frame-level model)
         self._maps: dict[Path, CacheMaps] = {}
 
     def __len__(self) -> int:
@@ -51,6 +52,9 @@ class CachedClips(Dataset):
         if maps is None:
             maps = self._maps[item.cache] = CacheMaps(item.cache)
         frames = maps(item.clip)
+        if self.single_frame and frames.shape[0] > 1:
+            pick = random.randrange(frames.shape[0])
+            frames = frames[pick : pick + 1]
         return {"maps": frames, "labels": torch.full((frames.shape[0],), item.clip.label, dtype=torch.long)}
 
 
@@ -157,8 +161,12 @@ def train_cached_head(
     out_dir: Path | None = None,
     progress: bool = True,
     num_workers: int = 1,
+    single_frame: bool = False,
 ) -> TemporalDeepfakeDetector:
-    """Train ``model``'s trainable part for ``steps`` steps on ``clips``; returns the model (in eval mode)."""
+    """Train ``model``'s trainable part for ``steps`` steps on ``clips``; returns the model (in eval mode).
+
+    ``single_frame`` trains on one random frame of each clip: the RNN then sees one step at a time, as it does when
+    scoring with a window of 1 frame."""
     L.seed_everything(seed, workers=True)
     random.seed(seed)
     groups = {"stills": [c for c in clips if c.clip.kind in STILL_KINDS],
@@ -171,7 +179,7 @@ def train_cached_head(
         batch_size = still_batch if name == "stills" else video_batch
         sampler = WeightedRandomSampler(balanced_weights(chosen, sbi_share_of_fakes),
                                         num_samples=(steps + 1) * batch_size, replacement=True, generator=generator)
-        loaders[name] = DataLoader(CachedClips(chosen), batch_size=batch_size,
+        loaders[name] = DataLoader(CachedClips(chosen, single_frame), batch_size=batch_size,
                                    sampler=sampler, collate_fn=_pad_collate, num_workers=num_workers,
                                    persistent_workers=num_workers > 0, prefetch_factor=4 if num_workers else None)
     if not loaders:
