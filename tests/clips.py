@@ -25,6 +25,9 @@ DEFAULT_CODECS = {
     ".avi": "MJPG",
     ".mkv": "libx264",
     ".webm": "vp8",
+    ".mpg": "mpeg1video",  # the GRID corpus's MPEG-1 clips
+    ".mpeg": "mpeg2video",
+    ".ts": "libx264",
 }
 _CODEC_ALIASES = {
     "mp4v": "mpeg4",
