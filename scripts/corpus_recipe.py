@@ -268,7 +268,7 @@ def report(config: dict, scores: dict, threshold: float) -> dict:
 
 
 def step_final(config: dict, out: Path) -> Path:
-    from fakescope.models import CheckpointMeta, load_checkpoint, save_checkpoint
+    from fakescope.models import load_checkpoint, save_checkpoint
 
     run_dir = out / "final"
     run_dir.mkdir(parents=True, exist_ok=True)

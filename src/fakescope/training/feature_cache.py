@@ -23,7 +23,7 @@ import time
 from collections import defaultdict, deque
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +70,6 @@ class CacheSettings:
     jpeg_quality: tuple[int, int] = (60, 95)
     augment: bool = True  # False: plain copies exactly as cropped (evaluation caches)
     seed: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def clips_from_records(records: Iterable[CropRecord], length: int) -> list[CacheClip]:
