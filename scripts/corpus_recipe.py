@@ -104,12 +104,16 @@ def step_cache(config: dict, only: list[str] | None) -> None:
 
     from fakescope.data.preprocess import load_index
     from fakescope.models import create_model
+    from fakescope.models.backbone import StageBackbone
     from fakescope.training.feature_cache import CacheSettings, build_feature_cache, clips_from_records
 
     torch.set_num_threads(2)
     model_cfg = config["model"]
     model = create_model(model_cfg["name"], backbone_weights=REPO / model_cfg["backbone_weights"])
     size = model.config.input_size
+    # Maps cached before the model's last backbone stage leave the stages after it to be fine-tuned.
+    stage = model_cfg.get("cache_stage") or model.config.backbone_stage
+    backbone = model.backbone if stage == model.config.backbone_stage else StageBackbone(model.backbone, stage)
     corpus_dir = REPO / config["corpus"]
     margin = config["crops"]["margin"]
     records = {name: load_index(REPO / path) for name, path in config["crops"]["dirs"].items()}
@@ -123,10 +127,10 @@ def step_cache(config: dict, only: list[str] | None) -> None:
         settings = CacheSettings(**cache.get("settings", {}), seed=config["seed"])
         print(f"cache {name}: {len(chosen)} crops in {len(clips)} clips", flush=True)
         summary = build_feature_cache(
-            clips, model.backbone, REPO / config["cache_dir"] / name, settings, size, model.config.mean,
+            clips, backbone, REPO / config["cache_dir"] / name, settings, size, model.config.mean,
             model.config.std,
             landmarks_factory=(lambda: CorpusLandmarks(corpus_dir, margin, size)) if settings.sbi_copies else None,
-            describe={"backbone": model.config.backbone, "stage": model.config.backbone_stage,
+            describe={"backbone": model.config.backbone, "stage": stage,
                       "backbone_weights": model_cfg["backbone_weights"]},
         )
         print(f"cache {name}: {json.dumps(summary)[:400]}", flush=True)
@@ -177,7 +181,9 @@ def train_head(config: dict, clips: list, seed: int, out_dir: Path):
                              weight_decay=train.get("weight_decay", 0.0),
                              sbi_share_of_fakes=train["sbi_share_of_fakes"],
                              feature_noise=train.get("feature_noise", 0.0), seed=seed, out_dir=out_dir,
-                             single_frame=train.get("single_frame", False))
+                             single_frame=train.get("single_frame", False), cache_stage=model_cfg.get("cache_stage"),
+                             tail_lr_scale=train.get("tail_lr_scale", 0.1),
+                             label_smoothing=train.get("label_smoothing", 0.0))
 
 
 def load_or_train(config: dict, clips: list, run_dir: Path):
@@ -198,7 +204,8 @@ def evaluation_scores(config: dict, model) -> dict:
     from fakescope.training.cached_head import score_cached_videos
 
     clips = [item for name in config["evaluation"]["caches"] for item in _sourced(config, name)]
-    return score_cached_videos(model, clips, window=config["evaluation"]["window"])
+    return score_cached_videos(model, clips, window=config["evaluation"]["window"],
+                               cache_stage=config["model"].get("cache_stage"))
 
 
 def step_cv(config: dict, out: Path) -> dict:
@@ -214,17 +221,36 @@ def step_cv(config: dict, out: Path) -> dict:
             scores_path.write_text(json.dumps(evaluation_scores(config, model), indent=1) + "\n")
         scores = json.loads(scores_path.read_text())
         held = {k: v for k, v in scores.items() if v["dataset"] == "ffpp" and _in_pair(v["group"], pair)}
-        folds.append({"held_out": pair, **video_metrics(held), "scores": scores})
-        print(f"fold {pair}: video AUC {folds[-1]['video_auc']:.3f}, frame AUC {folds[-1]['frame_auc']:.3f}; "
-              f"reals {[round(v['p_fake'], 3) for v in held.values() if v['label'] == 0]}", flush=True)
+        threshold = calibrated_threshold(config, scores)
+        measures = report(config, scores, threshold)
+        folds.append({"held_out": pair, **video_metrics(held), "scores": scores,
+                      "calibrated_threshold": threshold,
+                      "held_out_fakes_called_fake": int(sum(v["p_fake"] >= threshold for v in held.values()
+                                                            if v["label"])),
+                      "held_out_reals_called_fake": int(sum(v["p_fake"] >= threshold for v in held.values()
+                                                            if not v["label"])),
+                      "unseen_test_reals_called_fake": measures["false_alarms"]["test"],
+                      "cross_dataset_auc": measures["cross_dataset"]["video_auc"]})
+        fold = folds[-1]
+        print(f"fold {pair}: video AUC {fold['video_auc']:.3f}, frame AUC {fold['frame_auc']:.3f}; "
+              f"reals {[round(v['p_fake'], 3) for v in held.values() if v['label'] == 0]}; at the calibrated "
+              f"threshold {threshold:.3f}: fakes caught {fold['held_out_fakes_called_fake']}/{fold['fake']}, "
+              f"reals called fake {fold['held_out_reals_called_fake']}/{fold['real']}, unseen test reals "
+              f"{fold['unseen_test_reals_called_fake']}; cross-dataset AUC {fold['cross_dataset_auc']:.3f}",
+              flush=True)
     summary = {
         "mean_video_auc": float(np.mean([f["video_auc"] for f in folds])),
         "mean_frame_auc": float(np.mean([f["frame_auc"] for f in folds])),
+        "mean_cross_dataset_auc": float(np.mean([f["cross_dataset_auc"] for f in folds])),
+        "fakes_caught_at_calibrated": f"{sum(f['held_out_fakes_called_fake'] for f in folds)}/"
+                                      f"{sum(f['fake'] for f in folds)}",
         "folds": [{k: v for k, v in f.items() if k != "scores"} for f in folds],
     }
     (out / "cv" / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     print(f"cross-validation: mean video AUC {summary['mean_video_auc']:.3f}, "
-          f"mean frame AUC {summary['mean_frame_auc']:.3f}", flush=True)
+          f"mean frame AUC {summary['mean_frame_auc']:.3f}, mean cross-dataset AUC "
+          f"{summary['mean_cross_dataset_auc']:.3f}, held-out fakes caught at the calibrated thresholds "
+          f"{summary['fakes_caught_at_calibrated']}", flush=True)
     return summary
 
 
@@ -241,6 +267,14 @@ def held_out_reals(scores: dict, datasets: list[str]) -> tuple[list[float], list
         if video["label"] == 0 and video["dataset"] in datasets:
             (calibration if _is_calibration(video["group"]) else test).append(video["p_fake"])
     return calibration, test
+
+
+def calibrated_threshold(config: dict, scores: dict) -> float:
+    """The lowest threshold that keeps the calibration half of the held-out real videos at the target false-alarm
+    rate."""
+    calibration, _ = held_out_reals(scores, config["threshold"]["datasets"])
+    rate = config["threshold"]["max_false_alarm"]
+    return float(np.quantile(calibration, 1 - rate, method="higher")) + 1e-6
 
 
 def report(config: dict, scores: dict, threshold: float) -> dict:
@@ -275,10 +309,8 @@ def step_final(config: dict, out: Path) -> Path:
     model = load_or_train(config, training_clips(config, None), run_dir)
     scores = evaluation_scores(config, model)
     (run_dir / "scores.json").write_text(json.dumps(scores, indent=1) + "\n")
-    calibration, _ = held_out_reals(scores, config["threshold"]["datasets"])
-    # The lowest threshold that keeps the calibration reals' false alarms at the target rate.
+    threshold = calibrated_threshold(config, scores)
     rate = config["threshold"]["max_false_alarm"]
-    threshold = float(np.quantile(calibration, 1 - rate, method="higher")) + 1e-6
     summary = report(config, scores, threshold)
     cv_path = out / "cv" / "summary.json"
     if cv_path.is_file():
@@ -298,10 +330,9 @@ def step_score(config: dict, weights: Path, window: int | None) -> dict:
 
     model, meta = load_checkpoint(weights)
     clips = [item for name in config["evaluation"]["caches"] for item in _sourced(config, name)]
-    scores = score_cached_videos(model.eval(), clips, window=window or model.config.window)
-    calibration, _ = held_out_reals(scores, config["threshold"]["datasets"])
-    rate = config["threshold"]["max_false_alarm"]
-    calibrated = float(np.quantile(calibration, 1 - rate, method="higher")) + 1e-6
+    scores = score_cached_videos(model.eval(), clips, window=window or model.config.window,
+                                 cache_stage=config["model"].get("cache_stage"))
+    calibrated = calibrated_threshold(config, scores)
     ffpp = {k: v for k, v in scores.items() if v["dataset"] == "ffpp"}
     result = {"weights": str(weights), "window": window or model.config.window,
               "own_threshold": report(config, scores, meta.threshold),

@@ -241,3 +241,76 @@ def test_feature_cache_and_training_step_on_photo_clips(tmp_path: Path) -> None:
     assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("backbone.")), "backbone is frozen"
     scores = score_cached_videos(trained, [SourcedClip(cache, c) for c in stored])
     assert len(scores) == 12 and all(0.0 <= s["p_fake"] <= 1.0 for s in scores.values())
+
+
+def test_maps_cached_before_the_last_stage_fine_tune_the_stages_after_it(tmp_path: Path) -> None:
+    """A cache cut at an earlier backbone stage: scoring runs the remaining stages (and agrees with the whole
+    model on the crops), training moves them and nothing before them."""
+    from fakescope.data.preprocess import CropRecord
+    from fakescope.models import create_model
+    from fakescope.models.backbone import StageBackbone
+    from fakescope.training.augment import normalise
+    from fakescope.training.cached_head import SourcedClip, score_cached_videos, train_cached_head
+    from fakescope.training.feature_cache import CacheSettings, build_feature_cache, clips_from_records, load_cache_index
+
+    torch.manual_seed(0)
+    model = create_model("tiny_lstm", backbone_stage="layer4").eval()
+    image = cv2.resize(face_image(), (64, 64))
+    records = []
+    for index in range(4):
+        crop = tmp_path / f"crop{index}.png"
+        cv2.imwrite(str(crop), np.roll(image, index * 7, axis=0))
+        records.append(CropRecord(key=f"photo{index}.png", path=crop, label=index % 2, dataset="photos",
+                                  method="original", group=f"person:{index}", split=None, source=None, frame_index=0,
+                                  time_s=0.0, track_id=0, x1=0, y1=0, x2=64, y2=64, crop=crop, kind="photo"))
+    cache = tmp_path / "cache"
+    build_feature_cache(clips_from_records(records, length=1), StageBackbone(model.backbone, "layer2"), cache,
+                        CacheSettings(augment=False, jpeg_probability=0.0, flip=False), 64, model.config.mean,
+                        model.config.std, precision="fp32", progress=False)
+    stored = [SourcedClip(cache, clip) for clip in load_cache_index(cache)]
+    scores = score_cached_videos(model, stored, cache_stage="layer2")
+    with torch.no_grad():
+        for index, record in enumerate(records):
+            rgb = cv2.cvtColor(cv2.imread(str(record.crop)), cv2.COLOR_BGR2RGB)
+            frame = normalise(torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0), model.config.mean,
+                              model.config.std)
+            whole = model.predict_track(model.forward_features(frame), window=1)
+            assert scores[record.key]["p_fake"] == pytest.approx(float(whole[0]), abs=1e-3)
+
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    trained = train_cached_head(model, stored, steps=2, still_batch=4, video_batch=2, progress=False,
+                                out_dir=tmp_path / "run", num_workers=0, cache_stage="layer2", precision="32-true")
+    after = trained.state_dict()
+    tuned = [k for k in before if k.startswith(("backbone.layer3.", "backbone.layer4.")) and "weight" in k
+             and "bn" not in k]
+    assert tuned and all(not torch.equal(before[k], after[k]) for k in tuned), "the stages after the cache train"
+    frozen = [k for k in before if k.startswith(("backbone.conv1", "backbone.layer1.", "backbone.layer2."))]
+    assert frozen and all(torch.equal(before[k], after[k]) for k in frozen), "the cached stages stay frozen"
+    # BatchNorm statistics of the tuned stages stay as they were (see CachedHeadModule.train).
+    assert all(torch.equal(before[k], after[k]) for k in before if k.endswith(("running_mean", "running_var")))
+
+
+def test_downscaling_applies_to_real_and_self_blended_copies_alike(tmp_path: Path) -> None:
+    from fakescope.data.preprocess import CropRecord
+    from fakescope.training.feature_cache import CacheSettings, clips_from_records, make_variants
+
+    crop = tmp_path / "crop.png"
+    image = cv2.resize(face_image(), (128, 128))
+    cv2.imwrite(str(crop), image)
+    record = CropRecord(key="photo.png", path=crop, label=0, dataset="photos", method="original", group="person:0",
+                        split=None, source=None, frame_index=0, time_s=0.0, track_id=0, x1=0, y1=0, x2=128,
+                        y2=128, crop=crop, kind="photo")
+    (clip,) = clips_from_records([record], length=1)
+
+    def sharpness(frame: np.ndarray) -> float:
+        return float(cv2.Laplacian(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var())
+
+    plain = dict((name, frames) for name, _, frames in make_variants(
+        clip, CacheSettings(sbi_copies=1, flip=0.0, jpeg_probability=0.0), 128, None))
+    small = dict((name, frames) for name, _, frames in make_variants(
+        clip, CacheSettings(sbi_copies=1, flip=0.0, jpeg_probability=0.0, downscale_probability=1.0,
+                            downscale_range=(0.3, 0.3)), 128, None))
+    assert plain.keys() == small.keys() == {"plain0", "sbi0"}
+    for name in plain:
+        assert small[name][0].shape == plain[name][0].shape
+        assert sharpness(small[name][0]) < 0.5 * sharpness(plain[name][0]), f"{name} must lose detail"

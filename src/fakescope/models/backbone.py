@@ -49,6 +49,14 @@ class StageBackbone(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_features(x)
 
+    def stages_after(self, stage: str) -> nn.Sequential:
+        """The stages after ``stage``, in order (the same modules, not copies): maps cached at ``stage`` run through
+        them to become this backbone's output, and training them fine-tunes this backbone."""
+        names = [name for name, _ in self.named_children()]
+        if stage not in names:
+            raise ValueError(f"backbone has no stage {stage!r}; its stages: {', '.join(names)}")
+        return nn.Sequential(*[getattr(self, name) for name in names[names.index(stage) + 1 :]])
+
 
 def create_backbone(
     name: str,

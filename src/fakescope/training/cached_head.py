@@ -100,21 +100,27 @@ class CachedHeadModule(L.LightningModule):
     """Trains convs, pooling, RNN and head of ``model`` on cached backbone maps with per-frame cross-entropy."""
 
     def __init__(self, model: TemporalDeepfakeDetector, lr: float = 1e-3, weight_decay: float = 0.0,
-                 total_steps: int = 1000, warmup_steps: int = 50, feature_noise: float = 0.0) -> None:
+                 total_steps: int = 1000, warmup_steps: int = 50, feature_noise: float = 0.0,
+                 cache_stage: str | None = None, tail_lr_scale: float = 0.1, label_smoothing: float = 0.0) -> None:
         super().__init__()
         self.model = model
         self.model.backbone.requires_grad_(False)
+        # Maps cached before the backbone's last stage: the stages in between run here and are fine-tuned, at a
+        # smaller learning rate than the newly initialised layers after them.
+        self.tail = backbone_tail(model, cache_stage)
+        self.tail.requires_grad_(True)
+        self.tail_lr_scale = tail_lr_scale
         self.lr, self.weight_decay = lr, weight_decay
         self.total_steps, self.warmup_steps = total_steps, warmup_steps
         self.feature_noise = feature_noise
-        self.loss = nn.CrossEntropyLoss(reduction="none")
+        self.loss = nn.CrossEntropyLoss(reduction="none", label_smoothing=label_smoothing)
 
     def _clip_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         maps = batch["maps"]
         if self.feature_noise:
             maps = maps * (1 + self.feature_noise * torch.randn_like(maps[:, :, :, :1, :1]))
         batch_size, steps = maps.shape[:2]
-        features = self.model.forward_neck(maps.flatten(0, 1)).view(batch_size, steps, -1)
+        features = self.model.forward_neck(self.tail(maps.flatten(0, 1))).view(batch_size, steps, -1)
         logits = self.model.forward_temporal(features)
         losses = self.loss(logits.flatten(0, 1).float(), batch["labels"].flatten())
         valid = batch["valid"].flatten().float()
@@ -128,8 +134,11 @@ class CachedHeadModule(L.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        trainable = [p for p in self.model.parameters() if p.requires_grad]
-        optimizer = torch.optim.Adam(trainable, lr=self.lr, weight_decay=self.weight_decay)
+        tuned = {id(p) for p in self.tail.parameters()}
+        groups = [{"params": [p for p in self.model.parameters() if p.requires_grad and id(p) not in tuned]}]
+        if tuned:
+            groups.append({"params": list(self.tail.parameters()), "lr": self.lr * self.tail_lr_scale})
+        optimizer = torch.optim.Adam(groups, lr=self.lr, weight_decay=self.weight_decay)
 
         def schedule(step: int) -> float:  # linear warm-up, then cosine to zero
             if step < self.warmup_steps:
@@ -142,8 +151,18 @@ class CachedHeadModule(L.LightningModule):
 
     def train(self, mode: bool = True):
         super().train(mode)
-        self.model.backbone.eval()  # frozen, and not even run: keep its BatchNorm statistics as they are
+        # Frozen stages are not even run; the tuned ones keep their BatchNorm statistics too (batches of a few
+        # dozen mixed stills and frames would give noisy ones): only their weights move.
+        self.model.backbone.eval()
         return self
+
+
+def backbone_tail(model: TemporalDeepfakeDetector, cache_stage: str | None) -> nn.Sequential:
+    """The backbone stages that maps cached after ``cache_stage`` still have to pass (none when the cache holds
+    the backbone's output)."""
+    if cache_stage is None or cache_stage == model.config.backbone_stage:
+        return nn.Sequential()
+    return model.backbone.stages_after(cache_stage)
 
 
 def train_cached_head(
@@ -162,11 +181,15 @@ def train_cached_head(
     progress: bool = True,
     num_workers: int = 1,
     single_frame: bool = False,
+    cache_stage: str | None = None,
+    tail_lr_scale: float = 0.1,
+    label_smoothing: float = 0.0,
 ) -> TemporalDeepfakeDetector:
     """Train ``model``'s trainable part for ``steps`` steps on ``clips``; returns the model (in eval mode).
 
     ``single_frame`` trains on one random frame of each clip: the RNN then sees one step at a time, as it does when
-    scoring with a window of 1 frame."""
+    scoring with a window of 1 frame. ``cache_stage``: the backbone stage the maps were cached after, when earlier
+    than the model's last one; the stages after it are fine-tuned at ``tail_lr_scale`` times ``lr``."""
     L.seed_everything(seed, workers=True)
     random.seed(seed)
     groups = {"stills": [c for c in clips if c.clip.kind in STILL_KINDS],
@@ -185,7 +208,8 @@ def train_cached_head(
     if not loaders:
         raise ValueError("no cached clips to train on")
     module = CachedHeadModule(model, lr=lr, weight_decay=weight_decay, total_steps=steps,
-                              warmup_steps=min(50, steps // 10), feature_noise=feature_noise)
+                              warmup_steps=min(50, steps // 10), feature_noise=feature_noise,
+                              cache_stage=cache_stage, tail_lr_scale=tail_lr_scale, label_smoothing=label_smoothing)
     trainer = L.Trainer(max_steps=steps, accelerator="cpu", precision=precision, logger=False,
                         enable_checkpointing=False, enable_progress_bar=progress, enable_model_summary=False,
                         default_root_dir=str(out_dir) if out_dir else None, limit_val_batches=0)
@@ -195,7 +219,7 @@ def train_cached_head(
 
 @torch.no_grad()
 def score_cached_videos(model: TemporalDeepfakeDetector, clips: Sequence[SourcedClip],
-                        window: int | None = None) -> dict[str, dict[str, Any]]:
+                        window: int | None = None, cache_stage: str | None = None) -> dict[str, dict[str, Any]]:
     """Per video (its key; ``key/variant`` for other stored variants than the first plain one): label, dataset, method, group, frame p_fake in frame order (the RNN run over windows of the
     model's window, as a scan does) and the video's p_fake (the mean over its frames)."""
     by_video: dict[tuple[Path, str, str], list[SourcedClip]] = defaultdict(list)
@@ -203,12 +227,13 @@ def score_cached_videos(model: TemporalDeepfakeDetector, clips: Sequence[Sourced
         by_video[(item.cache, item.clip.key, item.clip.variant)].append(item)
     maps: dict[Path, CacheMaps] = {}
     model.eval()
+    tail = backbone_tail(model, cache_stage)
     results = {}
     for (cache, key, variant), items in sorted(by_video.items()):
         items = sorted(items, key=lambda c: int(c.clip.clip_id.rsplit("/", 1)[0].rsplit("@", 1)[1]))
         reader = maps.setdefault(cache, CacheMaps(cache))
         frames = torch.cat([reader(item.clip) for item in items])
-        features = torch.cat([model.forward_neck(frames[i : i + 64]) for i in range(0, len(frames), 64)])
+        features = torch.cat([model.forward_neck(tail(frames[i : i + 64])) for i in range(0, len(frames), 64)])
         first = items[0].clip
         if first.kind in STILL_KINDS:
             p_fake = model.predict_track(features, window=1)

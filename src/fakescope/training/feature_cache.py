@@ -68,6 +68,9 @@ class CacheSettings:
     flip: float = 0.5
     jpeg_probability: float = 0.5  # re-compression of a whole clip, both classes alike
     jpeg_quality: tuple[int, int] = (60, 95)
+    # Down- and up-sampling of a whole clip, both classes alike: faces filmed small or re-scaled are not fakes.
+    downscale_probability: float = 0.0
+    downscale_range: tuple[float, float] = (0.25, 0.7)  # the factor of the intermediate size
     augment: bool = True  # False: plain copies exactly as cropped (evaluation caches)
     seed: int = 0
 
@@ -111,6 +114,13 @@ def _jpeg(frame: np.ndarray, quality: int) -> np.ndarray:
     return cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
+def _downscale(frame: np.ndarray, factor: float) -> np.ndarray:
+    height, width = frame.shape[:2]
+    small = cv2.resize(frame, (max(8, round(width * factor)), max(8, round(height * factor))),
+                       interpolation=cv2.INTER_AREA)
+    return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
 def make_variants(clip: CacheClip, settings: CacheSettings, size: int,
                   landmarks: Landmarks | None) -> Iterator[tuple[str, int, list[np.ndarray]]]:
     """(variant name, label, RGB frames) for each stored variant of ``clip``."""
@@ -129,6 +139,9 @@ def make_variants(clip: CacheClip, settings: CacheSettings, size: int,
             rng = np.random.default_rng(_clip_seed(settings.seed, f"{clip.base_id}/{name}/post"))
             if rng.random() < settings.flip:
                 variant_frames = [np.ascontiguousarray(f[:, ::-1]) for f in variant_frames]
+            if settings.downscale_probability and rng.random() < settings.downscale_probability:
+                factor = float(rng.uniform(*settings.downscale_range))
+                variant_frames = [_downscale(f, factor) for f in variant_frames]
             if rng.random() < settings.jpeg_probability:
                 quality = int(rng.integers(settings.jpeg_quality[0], settings.jpeg_quality[1] + 1))
                 variant_frames = [_jpeg(f, quality) for f in variant_frames]
@@ -196,6 +209,8 @@ def build_feature_cache(
     meta_path = cache_dir / "cache.json"
     if meta_path.is_file():
         previous = json.loads(meta_path.read_text())
+        # Settings added since the cache was made count as their defaults.
+        previous["settings"] = {**json.loads(json.dumps(asdict(CacheSettings()))), **previous.get("settings", {})}
         if {k: previous.get(k) for k in meta} != json.loads(json.dumps(meta)):
             raise ValueError(f"{cache_dir} holds a cache made with other settings ({meta_path}); use another "
                              "directory")
