@@ -290,7 +290,7 @@ def test_maps_cached_before_the_last_stage_fine_tune_the_stages_after_it(tmp_pat
     assert all(torch.equal(before[k], after[k]) for k in before if k.endswith(("running_mean", "running_var")))
 
 
-def test_downscaling_applies_to_real_and_self_blended_copies_alike(tmp_path: Path) -> None:
+def test_downscaling_and_greyscale_apply_to_real_and_self_blended_copies_alike(tmp_path: Path) -> None:
     from fakescope.data.preprocess import CropRecord
     from fakescope.training.feature_cache import CacheSettings, clips_from_records, make_variants
 
@@ -314,3 +314,8 @@ def test_downscaling_applies_to_real_and_self_blended_copies_alike(tmp_path: Pat
     for name in plain:
         assert small[name][0].shape == plain[name][0].shape
         assert sharpness(small[name][0]) < 0.5 * sharpness(plain[name][0]), f"{name} must lose detail"
+    grey = dict((name, frames) for name, _, frames in make_variants(
+        clip, CacheSettings(sbi_copies=1, flip=0.0, jpeg_probability=0.0, greyscale_probability=1.0), 128, None))
+    for name, frames in grey.items():
+        assert np.array_equal(frames[0][..., 0], frames[0][..., 2]) and frames[0][..., 0].std() > 10, name
+        assert not np.array_equal(plain[name][0][..., 0], plain[name][0][..., 2])

@@ -108,7 +108,7 @@ class CachedHeadModule(L.LightningModule):
         # Maps cached before the backbone's last stage: the stages in between run here and are fine-tuned, at a
         # smaller learning rate than the newly initialised layers after them.
         self.tail = backbone_tail(model, cache_stage)
-        self.tail.requires_grad_(True)
+        self.tail.requires_grad_(tail_lr_scale > 0)  # 0: the stages run but stay frozen (a control)
         self.tail_lr_scale = tail_lr_scale
         self.lr, self.weight_decay = lr, weight_decay
         self.total_steps, self.warmup_steps = total_steps, warmup_steps
@@ -134,10 +134,11 @@ class CachedHeadModule(L.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        tuned = {id(p) for p in self.tail.parameters()}
+        tuned = {id(p) for p in self.tail.parameters() if p.requires_grad}
         groups = [{"params": [p for p in self.model.parameters() if p.requires_grad and id(p) not in tuned]}]
         if tuned:
-            groups.append({"params": list(self.tail.parameters()), "lr": self.lr * self.tail_lr_scale})
+            groups.append({"params": [p for p in self.tail.parameters() if p.requires_grad],
+                           "lr": self.lr * self.tail_lr_scale})
         optimizer = torch.optim.Adam(groups, lr=self.lr, weight_decay=self.weight_decay)
 
         def schedule(step: int) -> float:  # linear warm-up, then cosine to zero

@@ -71,6 +71,7 @@ class CacheSettings:
     # Down- and up-sampling of a whole clip, both classes alike: faces filmed small or re-scaled are not fakes.
     downscale_probability: float = 0.0
     downscale_range: tuple[float, float] = (0.25, 0.7)  # the factor of the intermediate size
+    greyscale_probability: float = 0.0  # black-and-white copies, both classes alike
     augment: bool = True  # False: plain copies exactly as cropped (evaluation caches)
     seed: int = 0
 
@@ -142,6 +143,9 @@ def make_variants(clip: CacheClip, settings: CacheSettings, size: int,
             if settings.downscale_probability and rng.random() < settings.downscale_probability:
                 factor = float(rng.uniform(*settings.downscale_range))
                 variant_frames = [_downscale(f, factor) for f in variant_frames]
+            if settings.greyscale_probability and rng.random() < settings.greyscale_probability:
+                variant_frames = [np.repeat(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+                                  for f in variant_frames]
             if rng.random() < settings.jpeg_probability:
                 quality = int(rng.integers(settings.jpeg_quality[0], settings.jpeg_quality[1] + 1))
                 variant_frames = [_jpeg(f, quality) for f in variant_frames]
