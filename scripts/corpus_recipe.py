@@ -5,6 +5,8 @@
     .venv/bin/python scripts/corpus_recipe.py cv         # leave one ffpp-mini pair out, corpus in every fold
     .venv/bin/python scripts/corpus_recipe.py final      # train on everything, threshold from held-out real videos
     .venv/bin/python scripts/corpus_recipe.py all
+    .venv/bin/python scripts/corpus_recipe.py score [--weights CKPT]   # any checkpoint on the held-out videos
+    .venv/bin/python scripts/corpus_recipe.py package  # ship the final model (src/fakescope/weights)
 
 Needs the corpus built first (`fakescope corpus build --mirrors DIR --out runs/corpus`). The recipe's settings live
 in configs/recipes/corpus-model.yaml. Everything lands under runs/ (crops, feature caches, folds, the final model); each step
@@ -344,9 +346,32 @@ def step_score(config: dict, weights: Path, window: int | None) -> dict:
     return result
 
 
+def step_package(config_path: Path, out: Path) -> None:
+    """Ship the final model (``src/fakescope/weights``) with its figures in the weights' record."""
+    from fakescope.weights import package_weights, weights_dir
+
+    cv = json.loads((out / "cv" / "summary.json").read_text())
+    final = json.loads((out / "final" / "summary.json").read_text())
+    cross_validation = {
+        "recipe": str(config_path.relative_to(REPO)) if config_path.is_relative_to(REPO) else str(config_path),
+        "mean_video_auc": cv["mean_video_auc"], "mean_frame_auc": cv["mean_frame_auc"],
+        "mean_cross_dataset_auc": cv.get("mean_cross_dataset_auc"),
+        "fakes_caught_at_calibrated": cv.get("fakes_caught_at_calibrated"),
+        "threshold": final["threshold"],
+        "threshold_rule": "the lowest keeping at most 5% of held-out calibration real videos (talking-head, GRID "
+                          "identities) above it",
+        "folds": [{k: f[k] for k in ("held_out", "videos", "video_auc", "frame_auc")} for f in cv["folds"]],
+    }
+    record = package_weights(out / "final" / "model.safetensors", REPO / "src/fakescope/weights",
+                             extra={"cross_validation": cross_validation,
+                                    "held_out": {"false_alarms": final["false_alarms"],
+                                                 "cross_dataset": final["cross_dataset"]}})
+    print(f"packaged {record['bytes'] / 1e6:.1f} MB, sha256 {record['sha256']} into {weights_dir()}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("step", choices=["crops", "cache", "cv", "final", "all", "score"])
+    parser.add_argument("step", choices=["crops", "cache", "cv", "final", "all", "score", "package"])
     parser.add_argument("--weights", type=Path, help="score step: the checkpoint to score (default: the shipped one)")
     parser.add_argument("--window", type=int, help="score step: RNN window (default: the checkpoint's)")
     parser.add_argument("--config", type=Path, default=REPO / "configs/recipes/corpus-model.yaml")
@@ -362,6 +387,8 @@ def main() -> None:
         step_cv(config, args.out)
     if args.step in ("final", "all"):
         step_final(config, args.out)
+    if args.step == "package":  # never part of "all": shipping is a decision (docs/MODEL_CARD.md)
+        step_package(args.config, args.out)
     if args.step == "score":
         from fakescope.weights import default_weights_path
 
