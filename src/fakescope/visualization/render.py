@@ -5,6 +5,7 @@ each track's most fake frames, and the small thumbnails of those frames that the
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..atomic import atomic_path
 from ..faces import crop_face, square_crop_box
 from ..inference.results import FaceRecord, FrameRecord
 from ..video import MediaReader, VideoWriter
@@ -76,11 +78,25 @@ def _encode_jpeg(image: np.ndarray, quality: int = 82) -> bytes:
     return data.tobytes()
 
 
-def _write_image(image: np.ndarray, path: Path) -> Path:
+def write_image(image: np.ndarray, path: Path, params: list[int] | None = None) -> Path:
+    """Write ``image`` with OpenCV (format by suffix) atomically; OSError with the reason when it cannot."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), image):
-        raise OSError(f"could not write {path}")
+    with atomic_path(path) as temporary:
+        if not cv2.imwrite(str(temporary), image, params or []):
+            _raise_write_error(path, temporary)
     return path
+
+
+def _raise_write_error(path: Path, temporary: Path) -> None:
+    """OpenCV only says False: find out why (a full disk, a removed folder) by writing a byte ourselves."""
+    try:
+        with open(temporary, "ab") as handle:
+            handle.write(b"\0")
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as error:
+        raise OSError(error.errno, f"could not write {path.name}: {error.strerror}") from None
+    raise OSError(f"could not write {path.name}")
 
 
 def _region_thumbnail(image: np.ndarray, face: FaceRecord, margin: float) -> bytes:
@@ -179,8 +195,8 @@ class FrameRenderer:
         blend_cam(crop, self.current_cams[highlight.track_id].astype(np.float32))
         if self.heatmap_dir is not None:
             stem = f"track{highlight.track_id}_frame{highlight.frame_index}"
-            highlight.heatmap_png = _write_image(heatmap_image, self.heatmap_dir / f"{stem}.png")
-            highlight.crop_png = _write_image(crop, self.heatmap_dir / f"{stem}_crop.png")
+            highlight.heatmap_png = write_image(heatmap_image, self.heatmap_dir / f"{stem}.png")
+            highlight.crop_png = write_image(crop, self.heatmap_dir / f"{stem}_crop.png")
 
 
 def render_video(
@@ -225,6 +241,5 @@ def render_still(
     annotated, heatmap = renderer.render(frame_index, image)
     for path, picture in ((annotated_path, annotated), (heatmap_path, heatmap)):
         if path is not None and picture is not None:
-            if not cv2.imwrite(str(path), picture, [cv2.IMWRITE_JPEG_QUALITY, 92]):
-                raise OSError(f"could not write {path}")
+            write_image(picture, Path(path), [cv2.IMWRITE_JPEG_QUALITY, 92])
     return RenderOutput(1, renderer.all_highlights)
