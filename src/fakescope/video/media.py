@@ -17,7 +17,7 @@ import av.logging
 import cv2
 import numpy as np
 
-from fakescope.video.native_log import native_stderr
+from fakescope.video.native_log import c_path, native_stderr
 from fakescope.video.sniff import read_header, sniff_bytes, sniff_file
 
 if TYPE_CHECKING:
@@ -196,9 +196,9 @@ def classify(path: Path) -> tuple[Literal["video", "image", "heif"] | None, str]
         if signature.kind in ("video", "image", "heif"):
             return signature.kind, signature.description  # type: ignore[return-value]
         suffix = path.suffix.lower()
-        if suffix in IMAGE_EXTENSIONS:
+        if signature.kind != "container" and suffix in IMAGE_EXTENSIONS:
             return "image", signature.description
-        if suffix in VIDEO_EXTENSIONS:
+        if signature.kind != "container" and suffix in VIDEO_EXTENSIONS:
             return "video", signature.description
         sniffed = sniff_file(path)  # asks FFmpeg about containers and unrecognised content
     except OSError as error:
@@ -234,8 +234,9 @@ def _read_image(path: Path) -> tuple[np.ndarray, list[str]]:
         return _read_heif(path), []
     # IMREAD_COLOR applies EXIF orientation and converts gray, 16-bit and alpha images to 8-bit 3-channel BGR.
     with native_stderr() as decoder_said:
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    truncated = decoder_said.mentions("premature end", "unexpected end", "read error", "truncat", "not enough data")
+        image = cv2.imread(c_path(path), cv2.IMREAD_COLOR)
+    truncated = decoder_said.mentions("premature end of jpeg file", "unexpected end", "read error", "truncat",
+                                      "not enough data")
     if image is None:
         if truncated:
             raise MediaError("truncated image: the file ends before its image data does")
@@ -275,7 +276,7 @@ def _image_info(path: Path, image: np.ndarray) -> MediaInfo:
 def _open_video(source: MediaSource) -> tuple[cv2.VideoCapture, MediaInfo, np.ndarray]:
     """Open a video (file or URL) with OpenCV's FFmpeg backend and decode its first frame; the caller owns the
     capture."""
-    target = source if isinstance(source, str) else str(source)
+    target = source if isinstance(source, str) else c_path(source)
     capture = open_capture(target)
     if not capture.isOpened():
         capture.release()
@@ -307,7 +308,7 @@ def _ffmpeg_open_failure(source: MediaSource) -> str:
     previous_level = av.logging.get_level()
     av.logging.set_level(av.logging.ERROR)
     try:
-        with av.open(str(source), timeout=NETWORK_TIMEOUT_S) as container:
+        with av.open(c_path(source), timeout=NETWORK_TIMEOUT_S) as container:
             if not container.streams.video:
                 return "the file has no video stream" if isinstance(source, Path) else "the stream has no video"
     except av.FFmpegError as error:
@@ -329,7 +330,7 @@ def estimate_frame_count(info: MediaInfo) -> int:
     if info.frame_count > 0:
         return info.frame_count
     try:
-        with av.open(str(info.path), timeout=NETWORK_TIMEOUT_S) as container:
+        with av.open(c_path(info.path), timeout=NETWORK_TIMEOUT_S) as container:
             stream = container.streams.video[0]
             if stream.frames:
                 return int(stream.frames)
@@ -622,9 +623,13 @@ class MediaReader:
 
 @dataclass(frozen=True)
 class _Entry:
-    """One entry met while walking a directory: a media file, or a reason (an error or a skip)."""
+    """One entry met while walking a directory: a media file, or a reason (an error or a skip).
+
+    ``output`` is its output folder relative to the directory's: the path with each part made safe and unique among
+    its siblings (case-insensitively, so outputs don't collide on case-insensitive file systems either)."""
 
     relative: Path
+    output: Path
     error: str | None = None
     skipped: str | None = None
 
@@ -634,23 +639,35 @@ def _walk_media(directory: Path, exclude: frozenset[str] = frozenset()) -> Itera
     media files, entries skipped with a reason (not a video or image, a special file), and broken ones with an
     error (dangling or looping symbolic links, unreadable files or folders). Symbolic links to folders are followed,
     unless they lead back to the folder holding them or one above it (a loop, reported). Folders in ``exclude``
-    (real paths: the output directory) are left out. Only one folder's names are held at a time."""
-    yield from _walk_folder(directory, Path(), exclude)
+    (real paths: the output directory) are left out. Memory stays flat: only the names of the folders on the
+    current path are held, never a list of everything."""
+    yield from _walk_folder(directory, Path(), Path(), exclude)
 
 
-def _walk_folder(folder: Path, relative: Path, exclude: frozenset[str]) -> Iterator[_Entry]:
+def _claim_sibling(claimed: set[str], name: str) -> str:
+    candidate, number = name, 1
+    while candidate.casefold() in claimed:
+        number += 1
+        candidate = _with_suffix_number(name, number)
+    claimed.add(candidate.casefold())
+    return candidate
+
+
+def _walk_folder(folder: Path, relative: Path, output: Path, exclude: frozenset[str]) -> Iterator[_Entry]:
     try:
         with os.scandir(folder) as scanner:
             names = sorted(entry.name for entry in scanner if not entry.name.startswith("."))
     except OSError as error:
-        yield _Entry(relative, error=f"cannot list this folder: {error.strerror or error}")
+        yield _Entry(relative, output, error=f"cannot list this folder: {error.strerror or error}")
         return
+    claimed: set[str] = set()
     for name in names:
         path, entry_relative = folder / name, relative / name
+        entry_output = output / _claim_sibling(claimed, _safe_name(name))
         try:
             status = path.lstat()
         except OSError as error:  # vanished since listed
-            yield _Entry(entry_relative, error=f"cannot read it: {error.strerror or error}")
+            yield _Entry(entry_relative, entry_output, error=f"cannot read it: {error.strerror or error}")
             continue
         is_link = stat.S_ISLNK(status.st_mode)
         if is_link:
@@ -660,40 +677,42 @@ def _walk_folder(folder: Path, relative: Path, exclude: frozenset[str]) -> Itera
                 target = _link_target(path)
                 reason = (f"symbolic link loop ({target})" if error.errno == errno.ELOOP
                           else f"dangling symbolic link: its target {target} does not exist")
-                yield _Entry(entry_relative, error=reason)
+                yield _Entry(entry_relative, entry_output, error=reason)
                 continue
         if stat.S_ISDIR(status.st_mode):
             real = os.path.realpath(path)
             if real in exclude:
                 continue  # the output directory inside a scanned folder: its files are ours
             if is_link and _is_ancestor(real, os.path.realpath(folder)):
-                yield _Entry(entry_relative, error=f"symbolic link loop: {_link_target(path)} leads back to a "
-                                                   "folder being scanned (not followed)")
+                yield _Entry(entry_relative, entry_output, error=f"symbolic link loop: {_link_target(path)} leads "
+                                                                 "back to a folder being scanned (not followed)")
                 continue
-            yield from _walk_folder(path, entry_relative, exclude)
+            yield from _walk_folder(path, entry_relative, entry_output, exclude)
         elif not stat.S_ISREG(status.st_mode):
-            yield _Entry(entry_relative, skipped="not a regular file (a device, pipe or socket)")
+            yield _Entry(entry_relative, entry_output, skipped="not a regular file (a device, pipe or socket)")
         else:
-            yield _classify_entry(path, entry_relative)
+            error, skipped = _classify_entry(path)
+            yield _Entry(entry_relative, entry_output, error=error, skipped=skipped)
+
+
+def _classify_entry(path: Path) -> tuple[str | None, str | None]:
+    """(error, skip reason) of a regular file met in a directory; both None for media."""
+    if path.suffix.lower() in VIDEO_EXTENSIONS | IMAGE_EXTENSIONS:
+        return None, None  # probing says what is wrong with a damaged one (as before content recognition)
+    try:
+        kind, description = classify(path)
+    except MediaError as error:
+        if str(error).startswith("empty file"):
+            return None, str(error)
+        return str(error), None
+    if kind is None:
+        return None, description
+    return None, None
 
 
 def _is_ancestor(candidate: str, folder: str) -> bool:
     """Whether ``candidate`` is ``folder`` or a folder above it (both real paths)."""
     return folder == candidate or folder.startswith(candidate.rstrip(os.sep) + os.sep)
-
-
-def _classify_entry(path: Path, relative: Path) -> _Entry:
-    if path.suffix.lower() in VIDEO_EXTENSIONS | IMAGE_EXTENSIONS:
-        return _Entry(relative)  # probing says what is wrong with a damaged one (as before content recognition)
-    try:
-        kind, description = classify(path)
-    except MediaError as error:
-        if str(error).startswith("empty file"):
-            return _Entry(relative, skipped=str(error))
-        return _Entry(relative, error=str(error))
-    if kind is None:
-        return _Entry(relative, skipped=description)
-    return _Entry(relative)
 
 
 def _with_suffix_number(name: str, number: int) -> str:
@@ -702,6 +721,21 @@ def _with_suffix_number(name: str, number: int) -> str:
     if not stem:  # no extension, or a name like ".hidden"
         return f"{name}-{number}"
     return f"{stem}-{number}{dot}{extension}"
+
+
+def _safe_name(name: str) -> str:
+    """``name`` fit for an output folder on any system: undecodable bytes, control and other unprintable
+    characters become ``%XX`` (``two%0Alines.jpg``); letters of every script are kept."""
+    pieces = []
+    for char in name:
+        code = ord(char)
+        if 0xDC80 <= code <= 0xDCFF:
+            pieces.append(f"%{code - 0xDC00:02X}")
+        elif not char.isprintable() or 0xD800 <= code <= 0xDFFF:
+            pieces.append(f"%{code:02X}" if code < 0x100 else f"%u{code:04X}")
+        else:
+            pieces.append(char)
+    return "".join(pieces)
 
 
 class _NameRegistry:
@@ -713,6 +747,7 @@ class _NameRegistry:
         self.names: set[str] = set()
 
     def claim_root(self, name: str) -> str:
+        name = _safe_name(name)
         candidate, number = name, 1
         while candidate.casefold() in self.roots:
             number += 1
@@ -721,6 +756,7 @@ class _NameRegistry:
         return candidate
 
     def claim(self, name: Path) -> Path:
+        name = Path(*(_safe_name(part) for part in name.parts))
         candidate, number = name, 1
         while candidate.as_posix().casefold() in self.names:
             number += 1
@@ -785,10 +821,10 @@ def iter_media(paths: Sequence[str | Path], exclude: Sequence[str | Path] = ()) 
             found_media = False
             for entry in _walk_media(path, excluded):
                 found_media = found_media or (entry.error is None and entry.skipped is None)
-                yield MediaInput(path / entry.relative, registry.claim(Path(root) / entry.relative),
-                                 error=entry.error, skipped=entry.skipped)
+                yield MediaInput(path / entry.relative, Path(root) / entry.output, error=entry.error,
+                                 skipped=entry.skipped)
             if not found_media:
-                yield MediaInput(path, registry.claim(Path(root)), error="no video or image files found in directory")
+                yield MediaInput(path, Path(root), error="no video or image files found in directory")
         else:
             root = registry.claim_root(_argument_name(path))
             yield MediaInput(path, registry.claim(Path(root)))

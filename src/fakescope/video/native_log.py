@@ -56,3 +56,41 @@ def native_stderr() -> Iterator[CapturedOutput]:
                 sink.seek(0)
                 text = sink.read().decode("utf-8", "replace")
                 captured.lines = [line.strip() for line in text.splitlines() if line.strip()]
+
+
+_ALIAS_LOCK = threading.Lock()
+_ALIASES: dict[bytes, str] = {}
+_ALIAS_DIR: list[str] = []
+
+
+def c_path(path: str | os.PathLike[str]) -> str:
+    """A path string native libraries can take for ``path``.
+
+    OpenCV crashes (segmentation fault) on a file name that is not valid UTF-8 (on Linux, such names reach Python
+    as lone surrogates), and FFmpeg cannot be given one either. For those, a symbolic link with a plain name in a
+    private temporary folder (removed at exit) stands in; every other path is returned unchanged.
+    """
+    text = os.fspath(path)
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    raw = os.fsencode(os.path.abspath(text))
+    with _ALIAS_LOCK:
+        alias = _ALIASES.get(raw)
+        if alias is not None and os.path.lexists(alias):
+            return alias
+        if not _ALIAS_DIR:
+            import atexit
+            import shutil
+
+            folder = tempfile.mkdtemp(prefix="fakescope-names-")
+            atexit.register(shutil.rmtree, folder, True)
+            _ALIAS_DIR.append(folder)
+        suffix = os.path.splitext(text)[1]
+        suffix = suffix if suffix.isascii() and suffix.isprintable() else ""
+        alias = os.path.join(_ALIAS_DIR[0], f"input-{len(_ALIASES)}{suffix}")
+        os.symlink(raw, os.fsencode(alias))
+        _ALIASES[raw] = alias
+        return alias

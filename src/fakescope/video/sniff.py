@@ -12,6 +12,8 @@ from typing import Literal
 
 import av
 
+from fakescope.video.native_log import c_path
+
 Kind = Literal["image", "heif", "video", "container", "audio", "text", "unknown"]
 
 HEADER_BYTES = 200  # enough for a second MPEG-TS sync byte at offset 188
@@ -113,7 +115,7 @@ def read_header(path: Path) -> bytes:
 def ffmpeg_streams(path: Path) -> tuple[str, set[str]] | None:
     """(container format, stream types) as FFmpeg sees the file's headers, or None when it does not open it."""
     try:
-        with av.open(str(path), timeout=10.0) as container:
+        with av.open(c_path(path), timeout=10.0) as container:
             kinds = {stream.type for stream in container.streams}
             video = [stream for stream in container.streams.video]
             if video and all((stream.codec_context.name or "") in _FFMPEG_TEXT_FORMATS for stream in video):

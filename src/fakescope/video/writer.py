@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import os
 import queue
 import threading
 from fractions import Fraction
@@ -12,6 +13,7 @@ import cv2
 import numpy as np
 
 from fakescope.atomic import AtomicOutput
+from fakescope.video.native_log import c_path
 
 # FFmpeg enum values (libavutil/pixfmt.h): OpenCV's BGR->I420 conversion is BT.601 limited range, so tag it as such
 # (untagged HD video is usually assumed to be BT.709 by browsers, which would shift the colours slightly).
@@ -66,8 +68,9 @@ class VideoWriter:
         self._output = AtomicOutput(self.path)
         self._temp_path = self._output.temp_path
         try:
-            self._container = av.open(str(self._temp_path), mode="w", format="mp4",
-                                      options={"movflags": "+faststart"})
+            # c_path: a folder whose name is not valid UTF-8 is reached through a plain-named link.
+            native_temp = os.path.join(c_path(self._temp_path.parent), self._temp_path.name)
+            self._container = av.open(native_temp, mode="w", format="mp4", options={"movflags": "+faststart"})
         except BaseException:
             self._output.discard()
             raise

@@ -5,7 +5,6 @@ each track's most fake frames, and the small thumbnails of those frames that the
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..atomic import atomic_path
+from ..atomic import atomic_open
 from ..faces import crop_face, square_crop_box
 from ..inference.results import FaceRecord, FrameRecord
 from ..video import MediaReader, VideoWriter
@@ -79,24 +78,17 @@ def _encode_jpeg(image: np.ndarray, quality: int = 82) -> bytes:
 
 
 def write_image(image: np.ndarray, path: Path, params: list[int] | None = None) -> Path:
-    """Write ``image`` with OpenCV (format by suffix) atomically; OSError with the reason when it cannot."""
+    """Write ``image`` (format by suffix) atomically; OSError with the file system's reason when it cannot.
+
+    Encoded in memory and written by Python, so any file name works (OpenCV's own writer crashes on names that are
+    not valid UTF-8) and a full disk raises ENOSPC instead of a bare False."""
+    ok, data = cv2.imencode(path.suffix or ".png", image, params or [])
+    if not ok:
+        raise ValueError(f"OpenCV could not encode an image as {path.suffix}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as temporary:
-        if not cv2.imwrite(str(temporary), image, params or []):
-            _raise_write_error(path, temporary)
+    with atomic_open(path, "wb") as handle:
+        handle.write(data.tobytes())
     return path
-
-
-def _raise_write_error(path: Path, temporary: Path) -> None:
-    """OpenCV only says False: find out why (a full disk, a removed folder) by writing a byte ourselves."""
-    try:
-        with open(temporary, "ab") as handle:
-            handle.write(b"\0")
-            handle.flush()
-            os.fsync(handle.fileno())
-    except OSError as error:
-        raise OSError(error.errno, f"could not write {path.name}: {error.strerror}") from None
-    raise OSError(f"could not write {path.name}")
 
 
 def _region_thumbnail(image: np.ndarray, face: FaceRecord, margin: float) -> bytes:
