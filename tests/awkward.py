@@ -225,7 +225,7 @@ KINDS: list[Kind] = [
          verdicts=("no_face",)),
     Kind("uhd_frame", lambda f: write_video(f / "uhd.mp4", "libx264", size=(3840, 2160), n_frames=1), "scanned"),
     Kind("corrupt_4k_in_middle", lambda f: corrupt_middle(
-        write_video(f / ".source.mp4", "libx264", n_frames=120), f / "damaged.mp4"), "scanned",
+        write_video(f / ".source.mp4", "libx264", n_frames=60), f / "damaged.mp4"), "scanned",
          warning=r"could not be decoded and were skipped"),
     # --- images
     Kind("jpeg", lambda f: _good_jpeg(f), "scanned"),
