@@ -27,7 +27,6 @@ import pytest
 from awkward import corrupt_middle, write_audio, write_video
 from clips import make_clip, make_image
 from fakescope.cli.main import main
-from fakescope.inference import Detector
 from fakescope.inference import outputs as outputs_module
 from fakescope.inference.results import FaceRecord, FrameRecord
 from fakescope.names import printable
