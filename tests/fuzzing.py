@@ -90,4 +90,4 @@ def within_budget(name: str) -> None:
     _calls[name] = _calls.get(name, 0) + 1
     if time.monotonic() - started >= FUZZ_SECONDS / PROPERTIES:
         _database.spent = True
-        pytest.skip(f"fuzz budget of {FUZZ_SECONDS / PROPERTIES:.0f} s spent after {_calls[name]} examples")
+        pytest.skip(f"{name}: fuzz budget of {FUZZ_SECONDS / PROPERTIES:.0f} s spent after {_calls[name]} examples")

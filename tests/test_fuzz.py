@@ -223,7 +223,7 @@ CSV_TEXT = st.one_of(
 
 @given(text=CSV_TEXT, raw=st.booleans())
 @example(text="path,label\nx.mp4,real\n", raw=False)
-@example(text="path,label\n\x00,real\n", raw=False)
+@example(text="path,label\n\x00,real\n", raw=False)  # found by the first fuzz run: "embedded null byte"
 @deterministic
 def test_manifest_reader_on_random_csv(tmp_path_factory, text, raw):
     within_budget("manifest")
@@ -269,6 +269,8 @@ JSON_VALUES = st.recursive(
                                st.fixed_dictionaries({"label": st.sampled_from(["REAL", "FAKE", "fake", 1, None])},
                                                      optional={"original": st.sampled_from(["a.mp4", "zz.mp4", 3])}),
                                max_size=3))
+@example(metadata="null", entries={})  # found by the first fuzz run: an AttributeError
+@example(metadata='{"a.mp4": {"label": "FAKE", "original": 3}}', entries={})
 @deterministic
 def test_dfdc_reader_on_random_json(tmp_path_factory, metadata, entries):
     within_budget("dfdc")

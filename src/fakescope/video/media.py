@@ -34,8 +34,10 @@ NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt"
 NETWORK_TIMEOUT_S = 10.0
 """Seconds to wait for a network source to open, and for each read from it."""
 
-# Decoding skips past damaged data: this many failed reads in a row end the video.
+# Decoding skips past damaged data: this many failed reads in a row end the video (a file's end costs microseconds
+# a read; a network stream's each wait up to the read timeout, so give up sooner there).
 _MAX_CONSECUTIVE_FAILURES = 64
+_MAX_CONSECUTIVE_FAILURES_URL = 2
 # A video that lost more than this share of its frames to damage gets no verdict.
 _MAX_LOST_FRACTION = 0.5
 
@@ -369,7 +371,9 @@ class _VideoDecoder:
     """Owns the capture, the bounded queue and the decoding thread; holds no reference to the reader,
     so an abandoned reader can still be garbage-collected and its thread stopped."""
 
-    def __init__(self, capture: cv2.VideoCapture, first_frame: np.ndarray, prefetch: int) -> None:
+    def __init__(self, capture: cv2.VideoCapture, first_frame: np.ndarray, prefetch: int,
+                 max_failures: int = _MAX_CONSECUTIVE_FAILURES) -> None:
+        self.max_failures = max_failures
         self.capture: cv2.VideoCapture | None = capture
         self.first_frame: np.ndarray | None = first_frame
         self.frames: queue.Queue = queue.Queue(maxsize=prefetch)
@@ -439,7 +443,7 @@ class _VideoDecoder:
         """After a failed grab at frame ``index``, keep reading past damaged data (FFmpeg resynchronises on the next
         good packet). Returns how many frames were lost (the grabbed frame is at ``index`` + that), or None at the
         end of the video (or when nothing more decodes)."""
-        for _ in range(_MAX_CONSECUTIVE_FAILURES):
+        for _ in range(self.max_failures):
             if self.stop_event.is_set():
                 raise _Stop
             if capture.grab():
@@ -550,7 +554,8 @@ class MediaReader:
             self.info = _image_info(self.path, self._image)
         else:
             capture, self.info, first_frame = _open_video(self.path)
-            self._decoder = _VideoDecoder(capture, first_frame, prefetch)
+            self._decoder = _VideoDecoder(capture, first_frame, prefetch, _MAX_CONSECUTIVE_FAILURES_URL
+                                          if isinstance(self.path, str) else _MAX_CONSECUTIVE_FAILURES)
             weakref.finalize(self, self._decoder.shutdown)
 
     @property
