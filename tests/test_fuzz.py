@@ -10,6 +10,8 @@ import functools
 import json
 import math
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -35,13 +37,13 @@ SUFFIXES = st.sampled_from([".mp4", ".mkv", ".avi", ".jpg", ".png", ".webp", ".g
 @functools.lru_cache(maxsize=None)
 def _valid_media() -> dict[str, bytes]:
     """Small valid files to damage: an H.264 mp4, an MJPEG avi, a JPEG and a PNG (made once per process)."""
-    folder = Path(tempfile.mkdtemp(prefix="fakescope-fuzz-"))
-    return {
-        ".mp4": make_clip(folder / "c.mp4", n_frames=12, size=(160, 120), codec="libx264").read_bytes(),
-        ".avi": make_clip(folder / "c.avi", n_frames=6, size=(160, 120)).read_bytes(),
-        ".jpg": make_image(folder / "f.jpg", size=96).read_bytes(),
-        ".png": make_image(folder / "f.png", size=64).read_bytes(),
-    }
+    with scratch() as folder:
+        return {
+            ".mp4": make_clip(folder / "c.mp4", n_frames=12, size=(160, 120), codec="libx264").read_bytes(),
+            ".avi": make_clip(folder / "c.avi", n_frames=6, size=(160, 120)).read_bytes(),
+            ".jpg": make_image(folder / "f.jpg", size=96).read_bytes(),
+            ".png": make_image(folder / "f.png", size=64).read_bytes(),
+        }
 
 
 def _read(path: Path) -> None:
@@ -68,8 +70,14 @@ def _read(path: Path) -> None:
     assert all(isinstance(warning, str) for warning in reader.warnings)
 
 
-def _write(tmp_root: Path, data: bytes, suffix: str) -> Path:
-    folder = Path(tempfile.mkdtemp(dir=tmp_root))
+@contextmanager
+def scratch() -> Iterator[Path]:
+    """A folder for one example, removed afterwards (a fuzz run goes through hundreds of thousands)."""
+    with tempfile.TemporaryDirectory(prefix="fakescope-fuzz-") as folder:
+        yield Path(folder)
+
+
+def _write(folder: Path, data: bytes, suffix: str) -> Path:
     path = folder / f"input{suffix}"
     path.write_bytes(data)
     return path
@@ -81,38 +89,41 @@ def _write(tmp_root: Path, data: bytes, suffix: str) -> Path:
 @example(data=b"GIF89a" + bytes(20), suffix="")
 @example(data=b"\xff\xd8\xff\xe0" + bytes(30), suffix=".jpg")
 @deterministic
-def test_reader_and_prober_on_random_bytes(tmp_path_factory, data, suffix):
+def test_reader_and_prober_on_random_bytes(data, suffix):
     within_budget("random_bytes")
-    path = _write(tmp_path_factory.getbasetemp(), data, suffix)
-    try:
-        kind, description = classify(path)
-    except MediaError:
-        pass
-    else:
-        assert kind in (None, "video", "image", "heif") and description
-    _read(path)
+    with scratch() as folder:
+        path = _write(folder, data, suffix)
+        try:
+            kind, description = classify(path)
+        except MediaError:
+            pass
+        else:
+            assert kind in (None, "video", "image", "heif") and description
+        _read(path)
 
 
 @given(source=st.sampled_from([".mp4", ".avi", ".jpg", ".png"]), cut=st.floats(0.0, 1.0),
        flips=st.lists(st.tuples(st.floats(0.0, 1.0, exclude_max=True), st.integers(0, 7)), max_size=24),
        suffix_kept=st.booleans())
 @deterministic
-def test_reader_on_truncated_and_bit_flipped_media(tmp_path_factory, source, cut, flips, suffix_kept):
+def test_reader_on_truncated_and_bit_flipped_media(source, cut, flips, suffix_kept):
     within_budget("damaged_media")
     data = bytearray(_valid_media()[source])
     for position, bit in flips:
         data[int(position * len(data))] ^= 1 << bit
     data = bytes(data[: max(1, int(len(data) * cut))]) if cut < 1.0 else bytes(data)
-    _read(_write(tmp_path_factory.getbasetemp(), data, source if suffix_kept else ".bin"))
+    with scratch() as folder:
+        _read(_write(folder, data, source if suffix_kept else ".bin"))
 
 
 @given(header=st.sampled_from([b"\xff\xd8\xff\xe0", b"\x89PNG\r\n\x1a\n", b"RIFF\x00\x00\x00\x00WEBPVP8 ",
                                b"BM\x00\x00\x00\x00\x00\x00\x00\x00", b"II*\x00", b"\x00\x00\x00\x1cftypheic"]),
        body=st.binary(max_size=2048), suffix=st.sampled_from([".jpg", ".png", ".webp", ".bmp", ".tiff", ".heic"]))
 @deterministic
-def test_image_decoding_on_random_bodies(tmp_path_factory, header, body, suffix):
+def test_image_decoding_on_random_bodies(header, body, suffix):
     within_budget("images")
-    _read(_write(tmp_path_factory.getbasetemp(), header + body, suffix))
+    with scratch() as folder:
+        _read(_write(folder, header + body, suffix))
 
 
 MODES = st.one_of(
@@ -225,9 +236,13 @@ CSV_TEXT = st.one_of(
 @example(text="path,label\nx.mp4,real\n", raw=False)
 @example(text="path,label\n\x00,real\n", raw=False)  # found by the first fuzz run: "embedded null byte"
 @deterministic
-def test_manifest_reader_on_random_csv(tmp_path_factory, text, raw):
+def test_manifest_reader_on_random_csv(text, raw):
     within_budget("manifest")
-    folder = Path(tempfile.mkdtemp(dir=tmp_path_factory.getbasetemp()))
+    with scratch() as folder:
+        _check_manifest(folder, text, raw)
+
+
+def _check_manifest(folder: Path, text: str, raw: bool) -> None:
     (folder / "x.mp4").write_bytes(b"video")
     csv_path = folder / "manifest.csv"
     if raw:
@@ -245,16 +260,17 @@ def test_manifest_reader_on_random_csv(tmp_path_factory, text, raw):
 @given(text=CSV_TEXT)
 @example(text="dataset,path,commit,blob,bytes,kind,label,identity\nlfw,a.jpg,c,0,1,photo,real,x\n")
 @deterministic
-def test_corpus_file_list_on_random_csv(tmp_path_factory, text):
+def test_corpus_file_list_on_random_csv(text):
     within_budget("corpus_list")
-    path = Path(tempfile.mkdtemp(dir=tmp_path_factory.getbasetemp())) / "files.csv"
-    path.write_text(text, encoding="utf-8", errors="surrogatepass")
-    try:
-        files = read_file_list(path)
-    except CorpusError as error:
-        assert str(error)
-    else:
-        assert all(len(item.blob) == 40 for item in files)
+    with scratch() as folder:
+        path = folder / "files.csv"
+        path.write_text(text, encoding="utf-8", errors="surrogatepass")
+        try:
+            files = read_file_list(path)
+        except CorpusError as error:
+            assert str(error)
+        else:
+            assert all(len(item.blob) == 40 for item in files)
 
 
 JSON_VALUES = st.recursive(
@@ -272,9 +288,13 @@ JSON_VALUES = st.recursive(
 @example(metadata="null", entries={})  # found by the first fuzz run: an AttributeError
 @example(metadata='{"a.mp4": {"label": "FAKE", "original": 3}}', entries={})
 @deterministic
-def test_dfdc_reader_on_random_json(tmp_path_factory, metadata, entries):
+def test_dfdc_reader_on_random_json(metadata, entries):
     within_budget("dfdc")
-    root = Path(tempfile.mkdtemp(dir=tmp_path_factory.getbasetemp()))
+    with scratch() as root:
+        _check_dfdc(root, metadata, entries)
+
+
+def _check_dfdc(root: Path, metadata: str, entries: dict) -> None:
     part = root / "dfdc_train_part_0"
     part.mkdir()
     for name in ("a.mp4", "b.mp4"):
@@ -294,9 +314,13 @@ def test_dfdc_reader_on_random_json(tmp_path_factory, metadata, entries):
 @given(splits=st.one_of(JSON_VALUES.map(json.dumps), st.text(max_size=60)))
 @example(splits='[["000", "001"], ["002"]]')
 @deterministic
-def test_ffpp_splits_reader_on_random_json(tmp_path_factory, splits):
+def test_ffpp_splits_reader_on_random_json(splits):
     within_budget("ffpp")
-    root = Path(tempfile.mkdtemp(dir=tmp_path_factory.getbasetemp()))
+    with scratch() as root:
+        _check_ffpp(root, splits)
+
+
+def _check_ffpp(root: Path, splits: str) -> None:
     videos = root / "original_sequences" / "youtube" / "c23" / "videos"
     videos.mkdir(parents=True)
     for identity in ("000", "001"):
