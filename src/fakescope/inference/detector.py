@@ -172,10 +172,8 @@ class Detector:
         if out is not None:
             try:
                 with _writing(out):
-                    result.outputs["summary"] = str(out / "summary.json")
-                    write_json(result.to_summary(), out / "summary.json")
+                    result.outputs["summary"] = str(write_json(result.to_summary(), out / "summary.json"))
             except OutputError as error:
-                result.outputs.pop("summary", None)
                 result.verdict = "error"
                 result.reason = f"{result.reason}; {error}" if result.reason else str(error)
         return result
