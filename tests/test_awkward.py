@@ -537,3 +537,21 @@ def test_names_differing_only_in_case_get_separate_output_folders(tmp_path):
                                                                                      size=32)
     outputs = [item.output_name.as_posix() for item in iter_media([tmp_path / "in"])]
     assert outputs == ["in/FACE/x.jpg", "in/Face.jpg", "in/face-2.jpg"]
+
+
+@pytest.mark.parametrize("count", [0, 1, 3])
+def test_report_json_is_written_one_summary_at_a_time_but_reads_the_same(tmp_path, count):
+    from fakescope.inference.results import VERDICTS, ScanResult
+
+    results = [ScanResult(input=f"clip{i}\n写真.mp4", verdict=("error", "real", "skipped")[i % 3], reason="why",
+                          p_fake=None if i % 3 != 1 else 0.25, model={"name": "tiny", "config": {"a": [1, None]}},
+                          warnings=["w"]) for i in range(count)]
+    outputs_module.write_report(results, tmp_path)
+    expected = {
+        "inputs": count, "scanned": sum(r.scanned for r in results), "failed": sum(not r.ok for r in results),
+        "skipped": sum(r.verdict == "skipped" for r in results),
+        "verdicts": {v: sum(r.verdict == v for r in results) for v in VERDICTS},
+        "results": [r.to_summary() for r in results],
+    }
+    text = (tmp_path / "report.json").read_text(encoding="utf-8")
+    assert text == json.dumps(expected, indent=2, ensure_ascii=False) + "\n"

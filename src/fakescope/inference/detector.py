@@ -127,6 +127,14 @@ class Detector:
         return self.options.threshold if self.options.threshold is not None else self.meta.threshold
 
     def model_info(self) -> dict[str, Any]:
+        """The model's description in every summary: one shared dictionary while it stays the same (a run over
+        10,000 images keeps 10,000 results for its report, not 10,000 copies of the model's config)."""
+        info = self._model_info()
+        if getattr(self, "_model_info_cache", None) != info:
+            self._model_info_cache = info
+        return self._model_info_cache
+
+    def _model_info(self) -> dict[str, Any]:
         return {
             "name": self.model.config.name,
             "weights": self.meta.path,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -45,13 +46,28 @@ def write_report(results: list[ScanResult], out_dir: Path) -> tuple[Path, Path]:
                 result.reason or "",
                 result.outputs.get("dir", ""),
             ])
-    summary = {
+    counts = {
         "inputs": len(results),
         "scanned": sum(result.scanned for result in results),
         "failed": sum(not result.ok for result in results),
         "skipped": sum(result.verdict == "skipped" for result in results),
         "verdicts": {v: sum(r.verdict == v for r in results) for v in VERDICTS},
-        "results": [result.to_summary() for result in results],
     }
-    json_path = write_json(summary, out_dir / "report.json")
+    json_path = out_dir / "report.json"
+    with atomic_open(json_path, "w") as handle:
+        _dump_report(counts, results, handle)
     return csv_path, json_path
+
+
+def _dump_report(counts: dict[str, Any], results: list[ScanResult], handle: Any) -> None:
+    """Write ``{**counts, "results": [summaries]}`` as ``json.dumps(..., indent=2)`` would, one summary at a time,
+    so a run over thousands of inputs never holds the whole document in memory."""
+    head = json.dumps({**counts, "results": []}, indent=2, ensure_ascii=False)
+    if not results:
+        handle.write(head + "\n")
+        return
+    handle.write(head[: head.rindex("[]")] + "[\n")
+    for number, result in enumerate(results):
+        text = json.dumps(result.to_summary(), indent=2, ensure_ascii=False)
+        handle.write(textwrap.indent(text, "    ") + (",\n" if number < len(results) - 1 else "\n"))
+    handle.write("  ]\n}\n")

@@ -520,11 +520,13 @@ class _VideoDecoder:
 
 
 class MediaReader:
-    """Streams frames of a video or image without holding the video in memory.
+    """Streams frames of a video, image or http(s)/rtsp URL without holding the video in memory.
 
     Decoding runs in a background thread into a bounded queue (size ``prefetch``) so it overlaps with compute
     (``cv2.VideoCapture.read`` releases the GIL). Usable as a context manager; ``close()`` stops the thread promptly
     even if iteration was abandoned midway. A reader can be iterated once. Opening raises MediaError like probe().
+    Corrupt data in a video is skipped: ``frames_lost`` counts the frames it cost and ``warnings`` says so (or
+    ``decode_error``, when more than half the frames are lost or the file ends early).
 
     ``iter_frames()`` yields ``(frame, selected)`` for every decoded frame (only the selected ones when
     ``decode_all=False``: the others are skipped with ``grab()``, without colour conversion); iterating the reader
