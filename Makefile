@@ -5,8 +5,9 @@ BIN := $(VENV)/bin
 VIDEO ?= ../shared/data/ffpp-mini/manipulated_sequences/Deepfakes/c23/videos/469_481.mp4
 OUT ?= fakescope-results
 SCAN_ARGS ?=
+FUZZ_SECONDS ?= 300
 
-.PHONY: setup scan test benchmark clean
+.PHONY: setup scan test fuzz benchmark clean
 
 $(BIN)/fakescope: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +22,13 @@ scan: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# Property tests of every entry point that takes outside data, for FUZZ_SECONDS shared among the properties; failing
+# examples are saved in tests/fuzz-corpus/ (commit them: every normal test run replays them).
+fuzz: setup
+	-FAKESCOPE_FUZZ_SECONDS=$(FUZZ_SECONDS) nice -n 10 $(BIN)/python -m pytest -q -rs -p no:cacheprovider \
+		tests/test_fuzz.py
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_fuzz.py
 
 benchmark: setup
 	$(BIN)/python benchmarks/scan_speed.py

@@ -358,7 +358,7 @@ def test_ctrl_c_finishes_the_output_file(tiny_weights: Path, tmp_path: Path) -> 
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
     )
     deadline = time.monotonic() + 60
-    while not list(tmp_path.glob(".live.mp4.*.partial")) and time.monotonic() < deadline:
+    while not list(tmp_path.glob(".live.mp4.*.partial*")) and time.monotonic() < deadline:
         time.sleep(0.1)
     time.sleep(1.0)
     process.send_signal(signal.SIGINT)

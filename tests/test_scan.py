@@ -192,12 +192,13 @@ def test_cli_scans_directories_and_reports_bad_inputs(tiny_weights, face_clip, t
     assert by_name[bad["no_face"].name]["verdict"] == "no_face"
     for name in ("gray_image", "large_image", "one_frame"):
         assert by_name[bad[name].name]["verdict"] in ("real", "fake"), by_name[bad[name].name]
-    assert "readme.txt" not in by_name
+    assert by_name["readme.txt"]["verdict"] == "skipped" and "not a video or image" in by_name["readme.txt"]["reason"]
     # Same file name in two folders: outputs stay apart, mirroring the relative path.
     summaries = sorted(p.relative_to(out).as_posix() for p in out.rglob("a.mp4/summary.json"))
     assert summaries == ["inputs/good/a.mp4/summary.json", "inputs/good/nested/a.mp4/summary.json"]
     rows = _read_csv(out / "report.csv")
-    assert len(rows) == len(report["results"]) == 12
+    assert len(rows) == len(report["results"]) == 13
+    assert report["skipped"] == 1 and report["scanned"] == 13 - 1 - report["failed"]
     scanned_fine = {"no_face", "gray_image", "large_image", "one_frame"}
     expected_failures = {"missing.mp4"} | {path.name for name, path in bad.items() if name not in scanned_fine}
     assert {Path(r["input"]).name for r in report["results"] if r["verdict"] == "error"} == expected_failures

@@ -547,17 +547,20 @@ def test_find_media_naming(tmp_path: Path) -> None:
     touch(empty / "only.txt")
 
     inputs = find_media([first, second, direct, second / "real" / "469.mp4", text, tmp_path / "nope.mp4", empty])
-    summary = [(item.path, item.output_name.as_posix(), item.error) for item in inputs]
+    summary = [(item.path, item.output_name.as_posix(), item.error, item.skipped) for item in inputs]
+    not_media = "text, not a video or image"
     assert summary == [
-        (first / "fake" / "469_481.MP4", "videos/fake/469_481.MP4", None),
-        (first / "real" / "469.mp4", "videos/real/469.mp4", None),
-        (first / "stills" / "face.JPeG", "videos/stills/face.JPeG", None),
-        (second / "real" / "469.mp4", "videos-2/real/469.mp4", None),
-        (direct, "469.mp4", None),
-        (second / "real" / "469.mp4", "469-2.mp4", None),
-        (text, "readme.txt", None),
-        (tmp_path / "nope.mp4", "nope.mp4", "no such file or directory"),
-        (empty, "empty", "no video or image files found in directory"),
+        (first / "fake" / "469_481.MP4", "videos/fake/469_481.MP4", None, None),
+        (first / "real" / "469.mp4", "videos/real/469.mp4", None, None),
+        (first / "real" / "notes.txt", "videos/real/notes.txt", None, not_media),  # listed, with its reason
+        (first / "stills" / "face.JPeG", "videos/stills/face.JPeG", None, None),
+        (second / "real" / "469.mp4", "videos-2/real/469.mp4", None, None),
+        (direct, "469.mp4", None, None),
+        (second / "real" / "469.mp4", "469-2.mp4", None, None),
+        (text, "readme.txt", None, None),
+        (tmp_path / "nope.mp4", "nope.mp4", "no such file or directory", None),
+        (empty / "only.txt", "empty/only.txt", None, not_media),
+        (empty, "empty", "no video or image files found in directory", None),
     ]
     names = [item.output_name.as_posix().casefold() for item in inputs]
     assert len(set(names)) == len(names)

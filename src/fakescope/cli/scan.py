@@ -6,6 +6,8 @@ import json
 import sys
 from pathlib import Path
 
+from ..names import printable
+from ..video.media import source_name
 from .arguments import add_model_options, positive_float, positive_int, probability
 
 DESCRIPTION = """\
@@ -30,8 +32,12 @@ and DIR/report.csv, DIR/report.json and DIR/index.html (linking each report.html
 Verdict: each face track scores the mean p_fake of its frames; the input takes its most fake track
 (--aggregate max_track). It is "fake" when that score is at or above the threshold.
 
+Inputs: files of any container and codec FFmpeg decodes (mp4, mov, mkv, webm, avi, mpg, ts, flv, wmv, 3gp,
+gif ...) and images (jpg, png, webp, bmp, tiff, heic), recognised by content; http(s) and rtsp URLs. Files of a
+directory that are not video or image are listed in the report as skipped, with the reason.
+
 Exit status: 0 when every input was scanned, 1 when some failed (the others are still scanned),
-2 for a usage error (including missing or untrained weights).
+2 for a usage error (including missing or untrained weights, or an --out that cannot be written).
 """
 
 
@@ -44,7 +50,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="videos, images, or directories to scan recursively")
+    parser.add_argument("paths", nargs="+", metavar="PATH",
+                        help="videos, images, directories to scan recursively, or http(s)/rtsp URLs")
     parser.add_argument("-o", "--out", type=Path, default=Path("fakescope-results"),
                         help="output directory (default: %(default)s)")
     model = add_model_options(parser)
@@ -83,16 +90,20 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     output.add_argument("--no-report", action="store_true", help="skip report.html and index.html")
     output.add_argument("--json", action="store_true",
                         help="print the summaries as JSON on standard output (messages go to standard error)")
-    output.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    output.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress display (by default: bars on a terminal; where standard error is a file "
+                             "or pipe, a progress line now and then)")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..inference import Detector, ScanOptions, WeightsError
+    from ..inference.detector import OutputError
     from ..inference.outputs import write_report
+    from ..inference.progress import progress, reset_line_clock
     from ..inference.results import ScanResult
     from ..models import CheckpointError
-    from ..video import FrameSelection, find_media
+    from ..video import FrameSelection, iter_media
     from .main import EXIT_FAILED, EXIT_OK, UsageError
 
     options = ScanOptions(
@@ -116,41 +127,99 @@ def run(args: argparse.Namespace) -> int:
                                  options=options)
     except (WeightsError, CheckpointError, ValueError) as error:
         raise UsageError(str(error)) from error
+    out_root: Path = args.out
+    prepare_output_dir(out_root, UsageError)
 
     messages = sys.stderr if args.json else sys.stdout
     if not detector.meta.trained:
         print("WARNING: untrained model (--allow-untrained): the scores below mean nothing.", file=sys.stderr)
-    inputs = find_media(args.paths)
+    reset_line_clock()
     results: list[ScanResult] = []
-    out_root: Path = args.out
-    for item in inputs:
-        if item.error:
-            result = ScanResult(input=str(item.path), verdict="error", reason=item.error,
-                                threshold=detector.threshold, model=detector.model_info())
+    counter = progress(None, "fakescope scan", "input", enabled=not args.quiet and not sys.stderr.isatty())
+    for number, item in enumerate(iter_media(args.paths, exclude=[out_root]), start=1):
+        if item.error or item.skipped:
+            result = ScanResult(input=str(item.path), verdict="error" if item.error else "skipped",
+                                reason=item.error or item.skipped, threshold=detector.threshold,
+                                model=detector.model_info())
         else:
-            result = detector.scan(item.path, out_dir=out_root / item.output_name, progress=not args.quiet)
+            label = f"[{number}] {printable(source_name(item.path))}"
+            result = detector.scan(item.path, out_dir=out_root / item.output_name, progress=not args.quiet,
+                                   label=label)
+        result.frames = []  # the report needs only the summary: memory stays flat over thousands of inputs
         results.append(result)
-        print(_one_line(result), file=messages, flush=True)
-    csv_path, _ = write_report(results, out_root)
-    if not args.no_report:
-        from ..visualization.report_html import write_index
-
-        write_index(results, out_root)
+        print(one_line(result), file=messages, flush=True)
+        counter.update(1)
+    counter.close()
     failed = sum(not result.ok for result in results)
-    print(f"{len(results) - failed} of {len(results)} inputs scanned"
-          + (f", {failed} failed" if failed else "") + f"; report: {csv_path}", file=messages)
+    report_failure = _write_run_report(results, out_root, not args.no_report, write_report, OutputError)
+    scanned = sum(result.scanned for result in results)
+    skipped = sum(result.verdict == "skipped" for result in results)
+    total = len(results) - skipped
+    line = f"{scanned} of {total} inputs scanned" + (f", {failed} failed" if failed else "")
+    if skipped:
+        line += f"; {skipped} file{'s' if skipped != 1 else ''} skipped (not a video or image, listed in the report)"
+    if report_failure:
+        print(f"{line}; {report_failure}", file=messages)
+    else:
+        print(f"{line}; report: {printable(str(out_root / 'report.csv'))}", file=messages)
     if args.json:
         json.dump([result.to_summary() for result in results], sys.stdout, indent=2)
         sys.stdout.write("\n")
-    return EXIT_FAILED if failed else EXIT_OK
+    return EXIT_FAILED if failed or report_failure else EXIT_OK
 
 
-def _one_line(result) -> str:
-    name = result.input
+def prepare_output_dir(out: Path, error_type: type[Exception]) -> None:
+    """Create ``out`` and check that files can be written there, before any work: an existing file in the way, a
+    read-only file system or a missing permission raise ``error_type`` with the reason."""
+    from ..atomic import AtomicOutput
+
+    shown = printable(str(out))
+    if out.exists() and not out.is_dir():
+        raise error_type(f"--out {shown}: exists and is not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise error_type(f"--out {shown}: a file is in the way of the output directory") from None
+    except OSError as error:
+        raise error_type(f"--out {shown}: cannot create the output directory: {error.strerror or error}") from None
+    check = AtomicOutput(out / "report.json")
+    try:
+        with open(check.temp_path, "wb") as handle:
+            handle.write(b"{}\n")
+    except OSError as error:
+        raise error_type(f"--out {shown}: cannot write there: {error.strerror or error}") from None
+    finally:
+        check.discard()
+
+
+def _write_run_report(results, out_root: Path, html: bool, write_report, output_error) -> str | None:
+    """Write report.csv, report.json (and index.html); returns why they could not be written, or None."""
+    from ..inference.detector import describe_os_error, os_error_in
+
+    try:
+        out_root.mkdir(parents=True, exist_ok=True)
+        write_report(results, out_root)
+        if html:
+            from ..visualization.report_html import write_index
+
+            write_index(results, out_root)
+    except Exception as error:  # noqa: BLE001 - a full disk or a removed folder must not end in a traceback
+        os_error = os_error_in(error)
+        if os_error is None:
+            raise
+        return f"the run report could not be written to {printable(str(out_root))}: {describe_os_error(os_error)}"
+    return None
+
+
+def one_line(result) -> str:
+    """The line printed for one input; its name escaped so that it stays one line."""
+    name = printable(result.input)
     if result.verdict == "error":
-        return f"{name}: ERROR: {result.reason}"
+        return f"{name}: ERROR: {printable(result.reason or '')}"
+    if result.verdict == "skipped":
+        return f"{name}: SKIPPED ({printable(result.reason or '')})"
     if result.verdict == "no_face":
         return f"{name}: NO FACE ({result.reason})"
     faces = f"faces on {result.frames_with_faces}/{result.frames_analysed} frames"
-    warning = f" [{'; '.join(result.warnings)}]" if result.warnings else ""
+    warning = f" [{'; '.join(printable(w) for w in result.warnings)}]" if result.warnings else ""
     return f"{name}: {result.verdict.upper()} p_fake={result.p_fake:.3f} (threshold {result.threshold:.2f}, {faces}){warning}"

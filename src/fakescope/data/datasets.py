@@ -86,7 +86,12 @@ def load_dataset(spec: DatasetSpec | str) -> list[VideoItem]:
     if not spec.root.exists():
         raise DatasetError(f"{spec.kind} dataset root does not exist: {spec.root}")
 
-    items = registration.reader(spec)
+    try:
+        items = registration.reader(spec)
+    except UnicodeDecodeError as error:
+        raise DatasetError(f"{spec.kind} dataset {spec.root}: a list or label file is not UTF-8 text ({error})") from None
+    except csv.Error as error:
+        raise DatasetError(f"{spec.kind} dataset {spec.root}: malformed CSV ({error})") from None
     if not items:
         raise DatasetError(f"no videos found for {spec.kind} under {spec.root}")
     keys = Counter(item.key for item in items)
@@ -516,7 +521,13 @@ def read_dfdc(spec: DatasetSpec) -> list[VideoItem]:
             metadata = json.loads(metadata_file.read_text())
         except json.JSONDecodeError as error:
             raise DatasetError(f"{metadata_file}: not valid JSON ({error})") from None
+        if not isinstance(metadata, dict) or not all(isinstance(entry, dict) for entry in metadata.values()):
+            raise DatasetError(f"{metadata_file}: expected an object of video name -> {{label, original, ...}}")
         for name, entry in metadata.items():
+            original = entry.get("original")
+            if not _plain_name(name) or (original is not None and not _plain_name(original)):
+                raise DatasetError(f"{metadata_file}: entry {name!r} is not a plain video file name "
+                                   f"(or its original {original!r} is not)")
             entries.append((metadata_file.parent / name, entry))
             key_of_name[name] = _key(metadata_file.parent / name, root)
 
@@ -561,6 +572,12 @@ def read_dfdc(spec: DatasetSpec) -> list[VideoItem]:
     _warn_skipped("dfdc", "videos listed but not on disk", missing)
     # A group is named after its real video(s), not after all of its (often dozens of) fakes.
     return _to_items("dfdc", drafts, naming=originals)
+
+
+def _plain_name(name: object) -> bool:
+    """A file name usable inside a dataset folder: a non-empty string without NUL, not leaving the folder."""
+    return (isinstance(name, str) and bool(name.strip()) and "\0" not in name
+            and ".." not in Path(name).parts and not Path(name).is_absolute())
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -685,8 +702,12 @@ def read_manifest(spec: DatasetSpec) -> list[VideoItem]:
             label = _LABEL_WORDS[label_text]
             if not relative:
                 raise DatasetError(f"{where}: empty path")
-            path = (base / relative).resolve()
-            if not path.is_file():
+            try:
+                path = (base / relative).resolve()
+                exists = path.is_file()
+            except (ValueError, OSError) as error:  # a NUL byte, a name too long ...
+                raise DatasetError(f"{where}: unusable path {relative!r} ({error})") from None
+            if not exists:
                 raise DatasetError(f"{where}: no such video file {path}")
             split = (row.get("split") or "").strip().lower() or None
             if split is not None and split not in SPLITS:

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..atomic import atomic_path, write_text
 from .metrics import LEVEL_TITLES
 
 LEVELS = ("frame_level", "video_level")
@@ -52,10 +52,7 @@ def write_evaluation_report(
 
 
 def _write_text(path: Path, text: str) -> Path:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_text(path, text if text.endswith("\n") else text + "\n")
 
 
 def _number(value: Any, digits: int = 3) -> str:
@@ -244,7 +241,8 @@ def plot_roc(metrics: Mapping[str, Any], roc_data: RocData, path: Path, title: s
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
+    with atomic_path(path) as temporary:
+        fig.savefig(temporary)
     plt.close(fig)
     return path
 
@@ -282,7 +280,8 @@ def plot_confusion(metrics: Mapping[str, Any], path: Path, title: str) -> Path:
         fontsize=10,
     )
     fig.tight_layout()
-    fig.savefig(path)
+    with atomic_path(path) as temporary:
+        fig.savefig(temporary)
     plt.close(fig)
     return path
 

@@ -1,6 +1,7 @@
 """``Detector``: the Python API for scanning videos and images (what ``fakescope scan`` runs)."""
 from __future__ import annotations
 
+import errno
 import logging
 import time
 from pathlib import Path
@@ -8,14 +9,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..faces import create_face_detector
 from ..models import CheckpointMeta, TemporalDeepfakeDetector, load_checkpoint
+from ..names import printable
 from ..weights import ShippedWeightsError, default_weights_path, verify_default_weights
-from ..video import MediaError, MediaInfo, MediaReader
+from ..video import MediaError, MediaInfo, MediaReader, MediaSource, as_source, source_name
 from .outputs import write_json, write_predictions_csv
 from .pipeline import FrameAnalyzer, ScanOptions, StageTimer
+from .progress import progress as progress_display
 from .results import ScanResult, aggregate, label_for, summarise_tracks
 
 if TYPE_CHECKING:
@@ -25,6 +27,28 @@ log = logging.getLogger(__name__)
 
 class WeightsError(RuntimeError):
     """No usable trained weights: said plainly instead of printing verdicts of an untrained model."""
+
+
+class OutputError(RuntimeError):
+    """An output file of an input could not be written (a full disk, a removed or read-only folder)."""
+
+
+def os_error_in(error: BaseException) -> OSError | None:
+    """The OSError with an errno behind ``error`` (itself, or what caused it), if any: encoders and writers wrap
+    the file system's refusal in their own exceptions."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno:
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def describe_os_error(error: OSError) -> str:
+    """``No space left on device`` (ENOSPC), ``No such file or directory`` ... without the file name."""
+    return error.strerror or errno.errorcode.get(error.errno or 0, str(error))
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -103,6 +127,14 @@ class Detector:
         return self.options.threshold if self.options.threshold is not None else self.meta.threshold
 
     def model_info(self) -> dict[str, Any]:
+        """The model's description in every summary: one shared dictionary while it stays the same (a run over
+        10,000 images keeps 10,000 results for its report, not 10,000 copies of the model's config)."""
+        info = self._model_info()
+        if getattr(self, "_model_info_cache", None) != info:
+            self._model_info_cache = info
+        return self._model_info_cache
+
+    def _model_info(self) -> dict[str, Any]:
         return {
             "name": self.model.config.name,
             "weights": self.meta.path,
@@ -118,12 +150,14 @@ class Detector:
         path: str | Path,
         out_dir: str | Path | None = None,
         progress: bool = False,
+        label: str | None = None,
     ) -> ScanResult:
-        """Scan one video or image; with ``out_dir``, also write its files there. Never raises for bad input:
-        problems come back as ``verdict == "error"`` with a ``reason``."""
-        path = Path(path)
+        """Scan one video, image or http(s)/rtsp URL; with ``out_dir``, also write its files there. Never raises for
+        bad input or outputs that cannot be written: problems come back as ``verdict == "error"`` with a
+        ``reason``. ``label`` names the input in progress displays (default: its file name)."""
+        source = as_source(path)
         result = ScanResult(
-            input=str(path),
+            input=str(source),
             verdict="error",
             threshold=self.threshold,
             aggregation=self.options.aggregation,
@@ -131,21 +165,28 @@ class Detector:
             model=self.model_info(),
         )
         out = Path(out_dir) if out_dir is not None else None
-        if out is not None:
-            out.mkdir(parents=True, exist_ok=True)
-            result.outputs["dir"] = str(out)
+        self._label = printable(label if label is not None else source_name(source))
         try:
-            self._scan_into(result, path, out, progress)
-        except MediaError as error:
+            if out is not None:
+                result.outputs["dir"] = str(out)
+                with _writing(out):
+                    out.mkdir(parents=True, exist_ok=True)
+            self._scan_into(result, source, out, progress)
+        except (MediaError, OutputError) as error:
             result.verdict, result.reason = "error", str(error)
         except Exception as error:  # keep scanning other inputs; the reason reaches the report
-            log.debug("scan of %s failed", path, exc_info=True)
+            log.debug("scan of %s failed", source, exc_info=True)
             result.verdict, result.reason = "error", f"internal error: {type(error).__name__}: {error}"
         if out is not None:
-            result.outputs["summary"] = str(write_json(result.to_summary(), out / "summary.json"))
+            try:
+                with _writing(out):
+                    result.outputs["summary"] = str(write_json(result.to_summary(), out / "summary.json"))
+            except OutputError as error:
+                result.verdict = "error"
+                result.reason = f"{result.reason}; {error}" if result.reason else str(error)
         return result
 
-    def _scan_into(self, result: ScanResult, path: Path, out: Path | None, progress: bool) -> None:
+    def _scan_into(self, result: ScanResult, path: MediaSource, out: Path | None, progress: bool) -> None:
         timer = StageTimer()
         started = time.perf_counter()
         analyzer = FrameAnalyzer(self.model, self.face_detector, self.options, self.device)
@@ -157,11 +198,15 @@ class Detector:
                 "frame_count": info.frame_count, "duration_s": round(info.duration_s, 3),
             }
             expected = _expected_selected(self.options.selection, info)
-            bar = tqdm(total=expected, desc=f"{path.name}: analyse", unit="frame", disable=not progress, leave=False)
+            bar = progress_display(expected, f"{self._label}: analyse", "frame", progress)
             result.frames = analyzer.analyse(reader, timer, on_frame=lambda: bar.update(1))
             bar.close()
-            result.frames_decoded = reader.frames_decoded
-            decode_error = reader.decode_error
+        # After the reader has closed: its decoding thread has finished, so the counts and warnings are final.
+        result.frames_decoded = reader.frames_decoded
+        decode_error = reader.decode_error
+        result.warnings.extend(reader.warnings)
+        if reader.frames_lost:
+            result.media["frames_lost"] = reader.frames_lost
         analysis_seconds = time.perf_counter() - started
 
         result.frames_analysed = len(result.frames)
@@ -185,7 +230,8 @@ class Detector:
             )
 
         if out is not None:
-            self._write_outputs(result, path, info, out, timer, progress)
+            with _writing(out):
+                self._write_outputs(result, path, info, out, timer, progress)
         total_seconds = time.perf_counter() - started
         result.timing = {
             "seconds": round(total_seconds, 3),
@@ -196,7 +242,7 @@ class Detector:
         }
 
     def _write_outputs(
-        self, result: ScanResult, path: Path, info: MediaInfo, out: Path, timer: StageTimer, progress: bool
+        self, result: ScanResult, path: MediaSource, info: MediaInfo, out: Path, timer: StageTimer, progress: bool
     ) -> None:
         from ..visualization.plots import plot_trend
         from ..visualization.render import FrameRenderer, verdict_banner
@@ -204,7 +250,7 @@ class Detector:
         with timer.stage("write"):
             result.outputs["predictions"] = str(write_predictions_csv(result, out / "predictions.csv"))
             if self.options.plot and info.kind == "video" and result.frames:
-                title = f"{path.name}: {result.verdict}"
+                title = f"{printable(source_name(path))}: {result.verdict}"
                 if result.p_fake is not None:
                     title += f" (p_fake {result.p_fake:.2f}, {self.options.aggregation})"
                 result.outputs["trend"] = str(plot_trend(result.frames, result.threshold, out / "trend.png", title))
@@ -230,12 +276,11 @@ class Detector:
                 result.outputs["report"] = str(write_input_report(result, out / "report.html", highlights))
 
     def _compute_heatmaps(
-        self, result: ScanResult, path: Path, timer: StageTimer, progress: bool
+        self, result: ScanResult, path: MediaSource, timer: StageTimer, progress: bool
     ) -> dict[tuple[int, int], np.ndarray]:
         from ..visualization.gradcam import compute_heatmaps
 
-        bar = tqdm(total=result.frames_with_faces, desc=f"{path.name}: heatmaps", unit="frame",
-                   disable=not progress, leave=False)
+        bar = progress_display(result.frames_with_faces, f"{self._label}: heatmaps", "frame", progress)
         with timer.stage("heatmap"):
             heatmaps = compute_heatmaps(
                 self.model, path, result.frames, self.options.selection, self.options.margin,
@@ -246,7 +291,7 @@ class Detector:
         return heatmaps
 
     def _render(
-        self, result: ScanResult, path: Path, info: MediaInfo, out: Path, renderer: FrameRenderer,
+        self, result: ScanResult, path: MediaSource, info: MediaInfo, out: Path, renderer: FrameRenderer,
         with_heatmap: bool, progress: bool,
     ) -> RenderOutput:
         from ..visualization.render import render_still, render_video
@@ -260,7 +305,7 @@ class Detector:
             rendered = render_still(image, renderer, result.frames[0].frame_index, annotated_path, heatmap_path)
         else:
             total = result.frames_decoded or info.frame_count or None
-            bar = tqdm(total=total, desc=f"{path.name}: render", unit="frame", disable=not progress, leave=False)
+            bar = progress_display(total, f"{self._label}: render", "frame", progress)
             rendered = render_video(path, renderer, annotated_path, heatmap_path, on_frame=lambda: bar.update(1))
             bar.close()
             result.frames_rendered = rendered.frames_written
@@ -269,6 +314,26 @@ class Detector:
         if heatmap_path is not None:
             result.outputs["heatmap"] = str(heatmap_path)
         return rendered
+
+
+class _writing:
+    """Turns a failure to write into ``out`` (ENOSPC, a removed or read-only folder) into an OutputError with the
+    file system's reason; other errors pass through."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type[BaseException] | None, error: BaseException | None, traceback: Any) -> None:
+        if error is None or isinstance(error, (MediaError, OutputError)) or not isinstance(error, Exception):
+            return
+        os_error = os_error_in(error)
+        if os_error is None:
+            return
+        raise OutputError(f"could not write the outputs to {printable(str(self.out))}: "
+                          f"{describe_os_error(os_error)}") from error
 
 
 def _expected_selected(selection, info: MediaInfo) -> int | None:

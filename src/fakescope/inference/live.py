@@ -22,13 +22,12 @@ import numpy as np
 import torch
 
 from ..faces import FaceTracker, crop_face
-from ..video import DEFAULT_FPS
+from ..video import DEFAULT_FPS, NETWORK_SCHEMES, is_url, open_capture  # noqa: F401 - NETWORK_SCHEMES re-exported
 from ..visualization.annotate import GREEN, GREY, RED, draw_banner, draw_faces
 from .detector import Detector
 from .pipeline import CropBatcher, resolve_precision
 from .results import FaceRecord, label_for
 
-NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
 # Frames waiting for the consumer; beyond this the capture thread waits (a file) or the camera drops (live).
 SHOW_QUEUE_SIZE = 32
 MAX_RETRY_DELAY_S = 8.0
@@ -44,7 +43,7 @@ class LiveSourceError(RuntimeError):
 
 
 def is_network_source(source: str) -> bool:
-    return "://" in source and source.split("://", 1)[0].lower() in NETWORK_SCHEMES
+    return is_url(source)
 
 
 class FrameSource(Protocol):
@@ -84,13 +83,10 @@ class CaptureSource:
         if self.kind == "file" and not Path(self.target).is_file():
             raise LiveSourceError(f"cannot open {self.description}: no such file")
         self.close()
-        if self.kind == "stream":
-            timeout_ms = int(self.timeout_s * 1000)
-            capture = cv2.VideoCapture(self.target, cv2.CAP_FFMPEG, [
-                cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms,
-            ])
+        if self.kind == "file":
+            capture = cv2.VideoCapture(self.target)  # any backend, as before (scan pins FFmpeg for files)
         else:
-            capture = cv2.VideoCapture(self.target)
+            capture = open_capture(self.target, self.timeout_s)
         if not capture.isOpened():
             capture.release()
             raise LiveSourceError(f"cannot open {self.description}: OpenCV could not open it as a video source")

@@ -3,44 +3,35 @@ from __future__ import annotations
 
 import csv
 import json
-import os
+import textwrap
 from pathlib import Path
 from typing import Any
 
-from .results import CSV_COLUMNS, ScanResult, csv_rows
+from ..atomic import atomic_open, write_text
+from .results import CSV_COLUMNS, VERDICTS, ScanResult, csv_rows
 
 REPORT_COLUMNS = [
     "input", "verdict", "p_fake", "threshold", "frames_analysed", "frames_with_faces", "tracks", "reason", "output_dir",
 ]
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write_predictions_csv(result: ScanResult, path: Path) -> Path:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as handle:
+    with atomic_open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(CSV_COLUMNS)
         writer.writerows(csv_rows(result.frames, result.threshold))
-    os.replace(tmp, path)
     return path
 
 
 def write_json(data: Any, path: Path) -> Path:
-    _atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-    return path
+    return write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def write_report(results: list[ScanResult], out_dir: Path) -> tuple[Path, Path]:
     """``report.csv`` (a line per input) and ``report.json`` (every summary) over a whole run."""
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path = out_dir / "report.csv"
-    tmp = csv_path.with_name(csv_path.name + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as handle:
+    with atomic_open(csv_path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(REPORT_COLUMNS)
         for result in results:
@@ -55,13 +46,28 @@ def write_report(results: list[ScanResult], out_dir: Path) -> tuple[Path, Path]:
                 result.reason or "",
                 result.outputs.get("dir", ""),
             ])
-    os.replace(tmp, csv_path)
-    summary = {
+    counts = {
         "inputs": len(results),
-        "scanned": sum(result.ok for result in results),
+        "scanned": sum(result.scanned for result in results),
         "failed": sum(not result.ok for result in results),
-        "verdicts": {v: sum(r.verdict == v for r in results) for v in ("real", "fake", "no_face", "error")},
-        "results": [result.to_summary() for result in results],
+        "skipped": sum(result.verdict == "skipped" for result in results),
+        "verdicts": {v: sum(r.verdict == v for r in results) for v in VERDICTS},
     }
-    json_path = write_json(summary, out_dir / "report.json")
+    json_path = out_dir / "report.json"
+    with atomic_open(json_path, "w") as handle:
+        _dump_report(counts, results, handle)
     return csv_path, json_path
+
+
+def _dump_report(counts: dict[str, Any], results: list[ScanResult], handle: Any) -> None:
+    """Write ``{**counts, "results": [summaries]}`` as ``json.dumps(..., indent=2)`` would, one summary at a time,
+    so a run over thousands of inputs never holds the whole document in memory."""
+    head = json.dumps({**counts, "results": []}, indent=2, ensure_ascii=False)
+    if not results:
+        handle.write(head + "\n")
+        return
+    handle.write(head[: head.rindex("[]")] + "[\n")
+    for number, result in enumerate(results):
+        text = json.dumps(result.to_summary(), indent=2, ensure_ascii=False)
+        handle.write(textwrap.indent(text, "    ") + (",\n" if number < len(results) - 1 else "\n"))
+    handle.write("  ]\n}\n")

@@ -5,7 +5,9 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-Verdict = Literal["real", "fake", "no_face", "error"]
+Verdict = Literal["real", "fake", "no_face", "error", "skipped"]
+VERDICTS = ("real", "fake", "no_face", "error", "skipped")
+"""``skipped``: an entry of a scanned directory that is not a video or image, listed with its reason."""
 
 AGGREGATIONS = {
     "max_track": "each track scores the mean p_fake of its frames; the input takes its most fake track "
@@ -146,7 +148,12 @@ class ScanResult:
 
     @property
     def ok(self) -> bool:
+        """Not a failure: scanned (real, fake, no_face), or skipped as not being media."""
         return self.verdict != "error"
+
+    @property
+    def scanned(self) -> bool:
+        return self.verdict in ("real", "fake", "no_face")
 
     @property
     def face_ratio(self) -> float:

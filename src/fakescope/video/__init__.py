@@ -2,15 +2,23 @@
 from fakescope.video.media import (
     DEFAULT_FPS,
     IMAGE_EXTENSIONS,
+    NETWORK_SCHEMES,
+    NETWORK_TIMEOUT_S,
     VIDEO_EXTENSIONS,
     Frame,
     MediaError,
     MediaInfo,
     MediaInput,
     MediaReader,
+    MediaSource,
+    as_source,
     estimate_frame_count,
     find_media,
+    is_url,
+    iter_media,
+    open_capture,
     probe,
+    source_name,
 )
 from fakescope.video.sampling import FrameSelection
 from fakescope.video.writer import VideoWriter
@@ -18,6 +26,8 @@ from fakescope.video.writer import VideoWriter
 __all__ = [
     "DEFAULT_FPS",
     "IMAGE_EXTENSIONS",
+    "NETWORK_SCHEMES",
+    "NETWORK_TIMEOUT_S",
     "VIDEO_EXTENSIONS",
     "Frame",
     "FrameSelection",
@@ -26,7 +36,13 @@ __all__ = [
     "MediaInput",
     "MediaReader",
     "VideoWriter",
+    "MediaSource",
+    "as_source",
     "estimate_frame_count",
     "find_media",
+    "is_url",
+    "iter_media",
+    "open_capture",
     "probe",
+    "source_name",
 ]

@@ -1,26 +1,48 @@
 """Reading videos and images: probing, streaming frames in a background thread, and finding media files."""
 from __future__ import annotations
 
+import errno
 import math
 import os
 import queue
+import stat
 import threading
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Literal, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Literal, Sequence, Union
 
 import av
 import av.logging
 import cv2
 import numpy as np
 
+from fakescope.video.native_log import c_path, native_stderr
+from fakescope.video.sniff import read_header, sniff_bytes, sniff_file
+
 if TYPE_CHECKING:
     from fakescope.video.sampling import FrameSelection
 
+# Files with these extensions are always handed to the decoder (which then says what is wrong with a damaged one);
+# any other file is recognised by its content (see sniff.py), so .gif, .flv, .wmv, .3gp, .heic ... are read too.
 # MPEG-1/2 program streams (.mpg, .mpeg: the GRID corpus) and transport streams decode through FFmpeg like the rest.
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".ts"})
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
+
+# URL schemes read as network streams (by scan and by live), through OpenCV's FFmpeg backend with timeouts.
+NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
+NETWORK_TIMEOUT_S = 10.0
+"""Seconds to wait for a network source to open, and for each read from it."""
+
+# Decoding skips past damaged data: this many failed reads in a row end the video (a file's end costs microseconds
+# a read; a network stream's each wait up to the read timeout, so give up sooner there).
+_MAX_CONSECUTIVE_FAILURES = 64
+_MAX_CONSECUTIVE_FAILURES_URL = 2
+# A video that lost more than this share of its frames to damage gets no verdict.
+_MAX_LOST_FRACTION = 0.5
+
+MediaSource = Union[str, Path]
+"""A file path, or a URL string (kept as a string: ``Path`` would fold its ``//``)."""
 
 DEFAULT_FPS = 25.0
 """Frame rate assumed for a video whose container declares none (or 0 / NaN)."""
@@ -34,6 +56,39 @@ class MediaError(Exception):
     """A user-facing reason why a file cannot be read (message is shown as-is in reports)."""
 
 
+def is_url(source: object) -> bool:
+    """Whether ``source`` is a URL string with a network scheme (http, https, rtsp, ...)."""
+    if not isinstance(source, str) or "://" not in source:
+        return False
+    return source.split("://", 1)[0].lower() in NETWORK_SCHEMES
+
+
+def as_source(source: str | Path) -> MediaSource:
+    """``source`` as a reader takes it: URLs stay strings, anything else becomes a Path."""
+    return source if is_url(source) else Path(source)
+
+
+def source_name(source: MediaSource) -> str:
+    """A short name for messages: a file's name, or the URL."""
+    return source if isinstance(source, str) else (source.name or str(source))
+
+
+def open_capture(target: str | int, timeout_s: float | None = NETWORK_TIMEOUT_S) -> cv2.VideoCapture:
+    """``cv2.VideoCapture`` on a camera index, file or URL; URLs go through FFmpeg with open and read timeouts.
+
+    The one way fakescope opens a capture: ``scan`` (MediaReader) and ``live`` (CaptureSource) share it.
+    """
+    if isinstance(target, str) and is_url(target):
+        params: list[int] = []
+        if timeout_s is not None:
+            timeout_ms = int(timeout_s * 1000)
+            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms]
+        return cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
+    if isinstance(target, int):
+        return cv2.VideoCapture(target)
+    return cv2.VideoCapture(target, cv2.CAP_FFMPEG)
+
+
 @dataclass(frozen=True)
 class MediaInfo:
     """What probing a file found. Width and height are those of the upright (rotation-applied) frames.
@@ -41,7 +96,7 @@ class MediaInfo:
     Images have ``fps == 0.0`` (no time axis), ``frame_count == 1`` and a duration of 0 seconds.
     """
 
-    path: Path
+    path: MediaSource
     kind: Literal["video", "image"]
     width: int
     height: int
@@ -65,11 +120,20 @@ class Frame:
 
 @dataclass(frozen=True)
 class MediaInput:
-    """A file to analyse (or a bad argument, with ``error`` set) and the unique relative folder for its outputs."""
+    """A file or URL to analyse and the unique relative folder for its outputs.
 
-    path: Path
+    ``error`` set: a bad argument or entry (missing, a dangling or looping symbolic link ...), reported as failed.
+    ``skipped`` set: an entry of a scanned directory that is not a video or image, listed with that reason.
+    """
+
+    path: MediaSource
     output_name: Path
     error: str | None = None
+    skipped: str | None = None
+
+    @property
+    def display(self) -> str:
+        return str(self.path)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -77,46 +141,133 @@ class MediaInput:
 
 
 def probe(path: str | Path) -> MediaInfo:
-    """Check that ``path`` is a decodable video or image (decoding its first frame) and return its info.
-
-    Raises MediaError with a reason fit for a report.
+    """Check that ``path`` (a file or a URL) is a decodable video or image (decoding its first frame) and return its
+    info. Raises MediaError with a reason fit for a report.
     """
-    path = Path(path)
-    if _media_kind(path) == "image":
-        return _image_info(path, _read_image(path))
-    capture, info, _ = _open_video(path)
+    source = as_source(path)
+    if isinstance(source, Path) and _media_kind(source) == "image":
+        return _image_info(source, _read_image(source)[0])
+    capture, info, _ = _open_video(source)
     capture.release()
     return info
 
 
-def _media_kind(path: Path) -> Literal["video", "image"]:
-    """Validate the path as a non-empty readable file with a supported extension; return its kind."""
-    if not path.exists():
-        raise MediaError("no such file")
-    if path.is_dir():
+def _describe_suffix(path: Path) -> str:
+    suffix = path.suffix.lower()
+    return repr(suffix) if suffix else "(no extension)"
+
+
+def check_file(path: Path) -> None:
+    """Raise MediaError when ``path`` is not a readable, non-empty regular file (missing, a dangling or looping
+    symbolic link, a directory, a device, empty, unreadable)."""
+    try:
+        status = path.stat()
+    except OSError as error:
+        if path.is_symlink():
+            target = _link_target(path)
+            if error.errno == errno.ELOOP:
+                raise MediaError(f"symbolic link loop ({target})") from None
+            raise MediaError(f"dangling symbolic link: its target {target} does not exist") from None
+        if error.errno == errno.ENOENT:
+            raise MediaError("no such file") from None
+        raise MediaError(f"cannot read it: {error.strerror or error}") from None
+    if stat.S_ISDIR(status.st_mode):
         raise MediaError("is a directory, not a video or image file")
-    if not path.is_file():
+    if not stat.S_ISREG(status.st_mode):
         raise MediaError("not a regular file")
-    if path.stat().st_size == 0:
+    if status.st_size == 0:
         raise MediaError("empty file (0 bytes)")
     if not os.access(path, os.R_OK):
         raise MediaError("permission denied")
-    suffix = path.suffix.lower()
-    if suffix in VIDEO_EXTENSIONS:
-        return "video"
-    if suffix in IMAGE_EXTENSIONS:
-        return "image"
-    expected = " ".join(sorted(VIDEO_EXTENSIONS | IMAGE_EXTENSIONS))
-    described = repr(suffix) if suffix else "(no extension)"
-    raise MediaError(f"unsupported file type {described}; expected one of: {expected}")
 
 
-def _read_image(path: Path) -> np.ndarray:
+def _link_target(path: Path) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return "?"
+
+
+def classify(path: Path) -> tuple[Literal["video", "image", "heif"] | None, str]:
+    """What ``path`` holds, by content (see sniff.py): ("video" | "image" | "heif", description), or (None, why it is
+    not a video or image). Files with a known video or image extension are always taken as that kind, so a damaged
+    one fails with the decoder's reason. Raises MediaError (check_file) for unusable paths."""
+    check_file(path)
+    try:
+        signature = sniff_bytes(read_header(path))
+        if signature.kind in ("video", "image", "heif"):
+            return signature.kind, signature.description  # type: ignore[return-value]
+        suffix = path.suffix.lower()
+        if signature.kind != "container" and suffix in IMAGE_EXTENSIONS:
+            return "image", signature.description
+        if signature.kind != "container" and suffix in VIDEO_EXTENSIONS:
+            return "video", signature.description
+        sniffed = sniff_file(path)  # asks FFmpeg about containers and unrecognised content
+    except OSError as error:
+        raise MediaError(f"cannot read it: {error.strerror or error}") from None
+    if sniffed.kind in ("video", "image", "heif"):
+        return sniffed.kind, sniffed.description  # type: ignore[return-value]
+    if sniffed.kind == "container":  # FFmpeg could not open it: its own error says why
+        return "video", sniffed.description
+    return None, f"{sniffed.description}, not a video or image"
+
+
+def _media_kind(path: Path) -> Literal["video", "image"]:
+    """Validate the path as a non-empty readable file holding a video or an image; return its kind."""
+    kind, description = classify(path)
+    if kind is None:
+        raise MediaError(f"unsupported file type {_describe_suffix(path)}: {description}")
+    return "video" if kind == "video" else "image"
+
+
+def _read_image(path: Path) -> tuple[np.ndarray, list[str]]:
+    """Decode an image to 8-bit BGR, upright; returns it with warnings about damage the decoder worked around.
+
+    The decoders' own messages (libjpeg, libpng ...) are caught instead of reaching the terminal: a truncated image
+    is an error like a truncated video (libjpeg would otherwise fill the missing part with grey and carry on).
+    """
+    header = b""
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(64)
+    except OSError as error:
+        raise MediaError(f"cannot read it: {error.strerror or error}") from None
+    if sniff_bytes(header).kind == "heif":
+        return _read_heif(path), []
     # IMREAD_COLOR applies EXIF orientation and converts gray, 16-bit and alpha images to 8-bit 3-channel BGR.
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    with native_stderr() as decoder_said:
+        image = cv2.imread(c_path(path), cv2.IMREAD_COLOR)
+    truncated = decoder_said.mentions("premature end of jpeg file", "unexpected end", "read error", "truncat",
+                                      "not enough data")
     if image is None:
-        raise MediaError(f"not a readable image: the file is corrupt or not a {path.suffix[1:].upper()} image")
-    return image
+        if truncated:
+            raise MediaError("truncated image: the file ends before its image data does")
+        kind = sniff_bytes(header)
+        what = kind.description if kind.kind == "image" else f"{path.suffix[1:].upper() or 'known'} image"
+        raise MediaError(f"not a readable image: the file is corrupt or not a {what}")
+    if truncated:
+        raise MediaError("truncated image: the file ends before its image data does (the decoder would fill the "
+                         "missing part with grey)")
+    warnings = [f"the image decoder reported damage: {line}" for line in decoder_said.lines[:3]]
+    return image, warnings
+
+
+def _read_heif(path: Path) -> np.ndarray:
+    """HEIF/HEIC/AVIF through pillow-heif (OpenCV and FFmpeg do not decode these stills)."""
+    try:
+        import pillow_heif
+        from PIL import Image, ImageOps
+    except ImportError:
+        raise MediaError("HEIF/HEIC image: install the pillow-heif package to read it") from None
+    try:
+        pillow_heif.register_heif_opener()
+        with Image.open(path) as opened:
+            upright = ImageOps.exif_transpose(opened).convert("RGB")
+            return cv2.cvtColor(np.asarray(upright), cv2.COLOR_RGB2BGR)
+    except Exception as error:  # noqa: BLE001 - any decoder failure is a damaged file
+        message = str(error).rstrip(".")
+        raise MediaError(f"not a readable HEIF/HEIC image: {message}" if message else
+                         "not a readable HEIF/HEIC image") from None
 
 
 def _image_info(path: Path, image: np.ndarray) -> MediaInfo:
@@ -124,38 +275,44 @@ def _image_info(path: Path, image: np.ndarray) -> MediaInfo:
     return MediaInfo(path=path, kind="image", width=width, height=height, fps=0.0, frame_count=1)
 
 
-def _open_video(path: Path) -> tuple[cv2.VideoCapture, MediaInfo, np.ndarray]:
-    """Open a video with OpenCV's FFmpeg backend and decode its first frame; the caller owns the capture."""
-    capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+def _open_video(source: MediaSource) -> tuple[cv2.VideoCapture, MediaInfo, np.ndarray]:
+    """Open a video (file or URL) with OpenCV's FFmpeg backend and decode its first frame; the caller owns the
+    capture."""
+    target = source if isinstance(source, str) else c_path(source)
+    capture = open_capture(target)
     if not capture.isOpened():
         capture.release()
-        raise MediaError(f"not a readable video: {_ffmpeg_open_failure(path)}")
+        if isinstance(source, str):
+            raise MediaError(f"cannot open the URL: {_ffmpeg_open_failure(source)}")
+        raise MediaError(f"not a readable video: {_ffmpeg_open_failure(source)}")
     # On by default in the FFmpeg backend; set explicitly so phone videos with a display matrix come out upright.
     capture.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
     ok, first_frame = capture.read()
     if not ok or first_frame is None:
         capture.release()
+        if isinstance(source, str):
+            raise MediaError(f"no video frame arrived from the URL within {NETWORK_TIMEOUT_S:g} s")
         raise MediaError("no decodable video frame (the file is truncated or corrupt)")
     fps = capture.get(cv2.CAP_PROP_FPS)
-    if not math.isfinite(fps) or fps <= 0:
+    if not math.isfinite(fps) or fps <= 0 or fps > 1000:
         fps = DEFAULT_FPS
     declared = capture.get(cv2.CAP_PROP_FRAME_COUNT)
-    frame_count = int(declared) if math.isfinite(declared) and declared > 0 else 0
+    frame_count = int(declared) if math.isfinite(declared) and 0 < declared < 2**40 else 0
     height, width = first_frame.shape[:2]
-    info = MediaInfo(path=path, kind="video", width=width, height=height, fps=float(fps), frame_count=frame_count)
+    info = MediaInfo(path=source, kind="video", width=width, height=height, fps=float(fps), frame_count=frame_count)
     return capture, info, first_frame
 
 
-def _ffmpeg_open_failure(path: Path) -> str:
-    """Ask FFmpeg (through PyAV) why a file does not open, since OpenCV only says that it didn't."""
+def _ffmpeg_open_failure(source: MediaSource) -> str:
+    """Ask FFmpeg (through PyAV) why a file or URL does not open, since OpenCV only says that it didn't."""
     # FFmpeg's log often has the specific cause ("moov atom not found"); PyAV attaches it to the error only while
     # logging is on, which is a process-wide setting, so turn it on just for this call.
     previous_level = av.logging.get_level()
     av.logging.set_level(av.logging.ERROR)
     try:
-        with av.open(str(path)) as container:
+        with av.open(c_path(source), timeout=NETWORK_TIMEOUT_S) as container:
             if not container.streams.video:
-                return "the file has no video stream"
+                return "the file has no video stream" if isinstance(source, Path) else "the stream has no video"
     except av.FFmpegError as error:
         reason = str(error.strerror or error).rstrip(".")
         detail = error.log[2].strip() if error.log else ""
@@ -175,7 +332,7 @@ def estimate_frame_count(info: MediaInfo) -> int:
     if info.frame_count > 0:
         return info.frame_count
     try:
-        with av.open(str(info.path)) as container:
+        with av.open(c_path(info.path), timeout=NETWORK_TIMEOUT_S) as container:
             stream = container.streams.video[0]
             if stream.frames:
                 return int(stream.frames)
@@ -184,7 +341,7 @@ def estimate_frame_count(info: MediaInfo) -> int:
             if container.duration:
                 return max(1, round(container.duration / av.time_base * info.fps))
             return sum(1 for packet in container.demux(stream) if packet.size)
-    except (av.FFmpegError, IndexError):
+    except Exception:  # noqa: BLE001 - FFmpeg errors, a stream without video, a URL that went away
         return 0
 
 
@@ -204,14 +361,19 @@ class _DecodeState:
 
     def __init__(self) -> None:
         self.frames_decoded = 0
+        self.frames_lost = 0  # frames skipped over damaged data
+        self.damaged_spots = 0  # places where decoding had to skip damaged data
         self.error: str | None = None
+        self.warnings: list[str] = []
 
 
 class _VideoDecoder:
     """Owns the capture, the bounded queue and the decoding thread; holds no reference to the reader,
     so an abandoned reader can still be garbage-collected and its thread stopped."""
 
-    def __init__(self, capture: cv2.VideoCapture, first_frame: np.ndarray, prefetch: int) -> None:
+    def __init__(self, capture: cv2.VideoCapture, first_frame: np.ndarray, prefetch: int,
+                 max_failures: int = _MAX_CONSECUTIVE_FAILURES) -> None:
+        self.max_failures = max_failures
         self.capture: cv2.VideoCapture | None = capture
         self.first_frame: np.ndarray | None = first_frame
         self.frames: queue.Queue = queue.Queue(maxsize=prefetch)
@@ -221,7 +383,7 @@ class _VideoDecoder:
 
     def start(self, info: MediaInfo, select: Callable[[int, float], bool], decode_all: bool) -> None:
         self.thread = threading.Thread(
-            target=self._run, args=(info, select, decode_all), name=f"decode:{info.path.name}", daemon=True
+            target=self._run, args=(info, select, decode_all), name=f"decode:{source_name(info.path)}", daemon=True
         )
         self.thread.start()
 
@@ -241,21 +403,28 @@ class _VideoDecoder:
         index = 0
         try:
             while not self.stop_event.is_set():
+                image: np.ndarray | None = None
+                if pending is not None:
+                    image, pending = pending, None
+                elif not capture.grab():
+                    skipped = self._skip_damage(capture, info, index)
+                    if skipped is None:
+                        self._check_shortfall(info, index)
+                        break
+                    index += skipped
                 time_s = index / info.fps
                 selected = select(index, time_s)
-                if pending is not None:
-                    ok, image, pending = True, pending, None
-                elif selected or decode_all:
-                    ok, image = capture.read()
-                else:
-                    ok, image = capture.grab(), None
-                if not ok:
-                    self._check_shortfall(info, index)
-                    break
-                self.state.frames_decoded = index + 1
+                if image is None and (selected or decode_all):
+                    ok, image = capture.retrieve()
+                    if not ok or image is None:  # grabbed, but the picture would not decode: lost
+                        self.state.frames_lost += 1
+                        self.state.damaged_spots += 1
+                        index += 1
+                        continue
+                self.state.frames_decoded += 1
                 if image is not None:
                     self._put((Frame(index, time_s, image), selected))
-                    image = None  # don't keep the last frame alive while blocked in read()
+                    image = None  # don't keep the last frame alive while blocked in grab()
                 index += 1
         except _Stop:
             pass
@@ -264,10 +433,33 @@ class _VideoDecoder:
         finally:
             self.capture = None
             capture.release()
+            self._summarise_damage(info)
             try:
                 self._put(_END)
             except _Stop:
                 pass
+
+    def _skip_damage(self, capture: cv2.VideoCapture, info: MediaInfo, index: int) -> int | None:
+        """After a failed grab at frame ``index``, keep reading past damaged data (FFmpeg resynchronises on the next
+        good packet). Returns how many frames were lost (the grabbed frame is at ``index`` + that), or None at the
+        end of the video (or when nothing more decodes)."""
+        for _ in range(self.max_failures):
+            if self.stop_event.is_set():
+                raise _Stop
+            if capture.grab():
+                break
+        else:
+            return None
+        self.state.damaged_spots += 1
+        # Where the grabbed frame really is: its timestamp, as frames lost leave a gap in the count.
+        position_ms = capture.get(cv2.CAP_PROP_POS_MSEC)
+        lost = 0
+        if math.isfinite(position_ms) and position_ms > 0:
+            lost = max(0, round(position_ms / 1000.0 * info.fps) - index)
+            if info.frame_count and index + lost >= info.frame_count + _SHORTFALL_FRAMES:
+                lost = 0  # an implausible timestamp: keep counting frames instead
+        self.state.frames_lost += lost
+        return lost
 
     def _check_shortfall(self, info: MediaInfo, decoded: int) -> None:
         declared = info.frame_count
@@ -275,6 +467,22 @@ class _VideoDecoder:
             self.state.error = (
                 f"decoding stopped at frame {decoded} of {declared} declared: file is truncated or corrupt"
             )
+
+    def _summarise_damage(self, info: MediaInfo) -> None:
+        """Turn skipped damage into a warning, or into an error when too little of the video is left."""
+        state = self.state
+        if not state.damaged_spots or state.error:
+            return
+        lost = state.frames_lost
+        total = state.frames_decoded + lost
+        spots = "1 place" if state.damaged_spots == 1 else f"{state.damaged_spots} places"
+        if total and lost > _MAX_LOST_FRACTION * total:
+            state.error = (f"the video is too damaged to judge: {lost} of {total} frames could not be decoded "
+                           f"(corrupt data in {spots})")
+        else:
+            frames = f"{lost} frame{'s' if lost != 1 else ''}"
+            state.warnings.append(f"corrupt data in {spots}: {frames} could not be decoded and were skipped; "
+                                  f"the verdict rests on the {state.frames_decoded} decoded frames")
 
     def next_item(self) -> object:
         """The next queued (Frame, selected) pair, or _END once the thread is done."""
@@ -312,11 +520,13 @@ class _VideoDecoder:
 
 
 class MediaReader:
-    """Streams frames of a video or image without holding the video in memory.
+    """Streams frames of a video, image or http(s)/rtsp URL without holding the video in memory.
 
     Decoding runs in a background thread into a bounded queue (size ``prefetch``) so it overlaps with compute
     (``cv2.VideoCapture.read`` releases the GIL). Usable as a context manager; ``close()`` stops the thread promptly
     even if iteration was abandoned midway. A reader can be iterated once. Opening raises MediaError like probe().
+    Corrupt data in a video is skipped: ``frames_lost`` counts the frames it cost and ``warnings`` says so (or
+    ``decode_error``, when more than half the frames are lost or the file ends early).
 
     ``iter_frames()`` yields ``(frame, selected)`` for every decoded frame (only the selected ones when
     ``decode_all=False``: the others are skipped with ``grab()``, without colour conversion); iterating the reader
@@ -334,19 +544,20 @@ class MediaReader:
 
         if prefetch < 1:
             raise ValueError(f"prefetch must be at least 1, got {prefetch}")
-        self.path = Path(path)
+        self.path: MediaSource = as_source(path)
         self.selection = selection if selection is not None else FrameSelection()
         self.decode_all = decode_all
         self._image: np.ndarray | None = None
         self._decoder: _VideoDecoder | None = None
         self._image_state = _DecodeState()
         self._iterated = False
-        if _media_kind(self.path) == "image":
-            self._image = _read_image(self.path)
+        if isinstance(self.path, Path) and _media_kind(self.path) == "image":
+            self._image, self._image_state.warnings = _read_image(self.path)
             self.info = _image_info(self.path, self._image)
         else:
             capture, self.info, first_frame = _open_video(self.path)
-            self._decoder = _VideoDecoder(capture, first_frame, prefetch)
+            self._decoder = _VideoDecoder(capture, first_frame, prefetch, _MAX_CONSECUTIVE_FAILURES_URL
+                                          if isinstance(self.path, str) else _MAX_CONSECUTIVE_FAILURES)
             weakref.finalize(self, self._decoder.shutdown)
 
     @property
@@ -358,6 +569,16 @@ class MediaReader:
     def decode_error(self) -> str | None:
         """Why decoding stopped early (truncated/corrupt file or decoder failure); None if it did not."""
         return (self._decoder.state if self._decoder else self._image_state).error
+
+    @property
+    def frames_lost(self) -> int:
+        """Frames skipped over damaged data so far."""
+        return (self._decoder.state if self._decoder else self._image_state).frames_lost
+
+    @property
+    def warnings(self) -> list[str]:
+        """Damage the decoder worked around (final once iteration has ended): frames skipped, repaired images."""
+        return list((self._decoder.state if self._decoder else self._image_state).warnings)
 
     def iter_frames(self) -> Iterator[tuple[Frame, bool]]:
         """Yield ``(frame, selected)`` in decoding order; ``selected`` tells whether to analyse the frame."""
@@ -407,21 +628,98 @@ class MediaReader:
 # Finding media files
 
 
-def _is_media_file(path: Path) -> bool:
-    return path.suffix.lower() in VIDEO_EXTENSIONS or path.suffix.lower() in IMAGE_EXTENSIONS
+@dataclass(frozen=True)
+class _Entry:
+    """One entry met while walking a directory: a media file, or a reason (an error or a skip).
+
+    ``output`` is its output folder relative to the directory's: the path with each part made safe and unique among
+    its siblings (case-insensitively, so outputs don't collide on case-insensitive file systems either)."""
+
+    relative: Path
+    output: Path
+    error: str | None = None
+    skipped: str | None = None
 
 
-def _media_under(directory: Path) -> list[Path]:
-    """Media files under ``directory`` (recursive, hidden files and folders skipped), as paths relative to it."""
-    found: list[Path] = []
-    for root, dirnames, filenames in os.walk(directory):
-        dirnames[:] = sorted(name for name in dirnames if not name.startswith("."))
-        root_path = Path(root)
-        for name in filenames:
-            path = root_path / name
-            if not name.startswith(".") and _is_media_file(path) and path.is_file():
-                found.append(path.relative_to(directory))
-    return sorted(found, key=lambda rel: rel.parts)
+def _walk_media(directory: Path, exclude: frozenset[str] = frozenset()) -> Iterator[_Entry]:
+    """Stream the entries of ``directory`` (recursive, sorted, hidden files and folders left out) as they are met:
+    media files, entries skipped with a reason (not a video or image, a special file), and broken ones with an
+    error (dangling or looping symbolic links, unreadable files or folders). Symbolic links to folders are followed,
+    unless they lead back to the folder holding them or one above it (a loop, reported). Folders in ``exclude``
+    (real paths: the output directory) are left out. Memory stays flat: only the names of the folders on the
+    current path are held, never a list of everything."""
+    yield from _walk_folder(directory, Path(), Path(), exclude)
+
+
+def _claim_sibling(claimed: set[str], name: str) -> str:
+    candidate, number = name, 1
+    while candidate.casefold() in claimed:
+        number += 1
+        candidate = _with_suffix_number(name, number)
+    claimed.add(candidate.casefold())
+    return candidate
+
+
+def _walk_folder(folder: Path, relative: Path, output: Path, exclude: frozenset[str]) -> Iterator[_Entry]:
+    try:
+        with os.scandir(folder) as scanner:
+            names = sorted(entry.name for entry in scanner if not entry.name.startswith("."))
+    except OSError as error:
+        yield _Entry(relative, output, error=f"cannot list this folder: {error.strerror or error}")
+        return
+    claimed: set[str] = set()
+    for name in names:
+        path, entry_relative = folder / name, relative / name
+        entry_output = output / _claim_sibling(claimed, _safe_name(name))
+        try:
+            status = path.lstat()
+        except OSError as error:  # vanished since listed
+            yield _Entry(entry_relative, entry_output, error=f"cannot read it: {error.strerror or error}")
+            continue
+        is_link = stat.S_ISLNK(status.st_mode)
+        if is_link:
+            try:
+                status = path.stat()
+            except OSError as error:
+                target = _link_target(path)
+                reason = (f"symbolic link loop ({target})" if error.errno == errno.ELOOP
+                          else f"dangling symbolic link: its target {target} does not exist")
+                yield _Entry(entry_relative, entry_output, error=reason)
+                continue
+        if stat.S_ISDIR(status.st_mode):
+            real = os.path.realpath(path)
+            if real in exclude:
+                continue  # the output directory inside a scanned folder: its files are ours
+            if is_link and _is_ancestor(real, os.path.realpath(folder)):
+                yield _Entry(entry_relative, entry_output, error=f"symbolic link loop: {_link_target(path)} leads "
+                                                                 "back to a folder being scanned (not followed)")
+                continue
+            yield from _walk_folder(path, entry_relative, entry_output, exclude)
+        elif not stat.S_ISREG(status.st_mode):
+            yield _Entry(entry_relative, entry_output, skipped="not a regular file (a device, pipe or socket)")
+        else:
+            error, skipped = _classify_entry(path)
+            yield _Entry(entry_relative, entry_output, error=error, skipped=skipped)
+
+
+def _classify_entry(path: Path) -> tuple[str | None, str | None]:
+    """(error, skip reason) of a regular file met in a directory; both None for media."""
+    if path.suffix.lower() in VIDEO_EXTENSIONS | IMAGE_EXTENSIONS:
+        return None, None  # probing says what is wrong with a damaged one (as before content recognition)
+    try:
+        kind, description = classify(path)
+    except MediaError as error:
+        if str(error).startswith("empty file"):
+            return None, str(error)
+        return str(error), None
+    if kind is None:
+        return None, description
+    return None, None
+
+
+def _is_ancestor(candidate: str, folder: str) -> bool:
+    """Whether ``candidate`` is ``folder`` or a folder above it (both real paths)."""
+    return folder == candidate or folder.startswith(candidate.rstrip(os.sep) + os.sep)
 
 
 def _with_suffix_number(name: str, number: int) -> str:
@@ -430,6 +728,21 @@ def _with_suffix_number(name: str, number: int) -> str:
     if not stem:  # no extension, or a name like ".hidden"
         return f"{name}-{number}"
     return f"{stem}-{number}{dot}{extension}"
+
+
+def _safe_name(name: str) -> str:
+    """``name`` fit for an output folder on any system: undecodable bytes, control and other unprintable
+    characters become ``%XX`` (``two%0Alines.jpg``); letters of every script are kept."""
+    pieces = []
+    for char in name:
+        code = ord(char)
+        if 0xDC80 <= code <= 0xDCFF:
+            pieces.append(f"%{code - 0xDC00:02X}")
+        elif not char.isprintable() or 0xD800 <= code <= 0xDFFF:
+            pieces.append(f"%{code:02X}" if code < 0x100 else f"%u{code:04X}")
+        else:
+            pieces.append(char)
+    return "".join(pieces)
 
 
 class _NameRegistry:
@@ -441,6 +754,7 @@ class _NameRegistry:
         self.names: set[str] = set()
 
     def claim_root(self, name: str) -> str:
+        name = _safe_name(name)
         candidate, number = name, 1
         while candidate.casefold() in self.roots:
             number += 1
@@ -449,6 +763,7 @@ class _NameRegistry:
         return candidate
 
     def claim(self, name: Path) -> Path:
+        name = Path(*(_safe_name(part) for part in name.parts))
         candidate, number = name, 1
         while candidate.as_posix().casefold() in self.names:
             number += 1
@@ -462,32 +777,66 @@ def _argument_name(path: Path) -> str:
     return name if name not in ("", ".", "..") else "input"
 
 
-def find_media(paths: Sequence[str | Path]) -> list[MediaInput]:
-    """Expand command-line arguments into media inputs, in argument order.
+def _url_name(url: str) -> str:
+    """A folder name for a URL's outputs: its last path segment, else its host (unsafe characters replaced)."""
+    rest = url.split("://", 1)[1].split("?", 1)[0].split("#", 1)[0]
+    host, _, tail = rest.partition("/")
+    segments = [segment for segment in tail.split("/") if segment]
+    name = segments[-1] if segments else host.rsplit("@", 1)[-1]
+    safe = "".join(char if char.isalnum() or char in "._-" else "_" for char in name).strip("._")
+    return safe or "stream"
 
-    Files given directly are kept whatever their extension (probe() reports unsupported ones) and named by their
-    file name. Directories are walked recursively in sorted order, keeping files with a video or image extension
-    (case-insensitive) and skipping hidden files and folders; each is named ``<directory name>/<path inside it>``.
+
+def iter_media(paths: Sequence[str | Path], exclude: Sequence[str | Path] = ()) -> Iterator[MediaInput]:
+    """Expand command-line arguments into media inputs, in argument order, as a stream (a directory of 10,000 files
+    is never listed in full before its first file comes out).
+
+    Files given directly are kept whatever their content (probe() reports what is wrong) and named by their file
+    name; http(s), rtsp ... URLs are kept as URL strings, named by their last path segment. Directories are walked
+    recursively in sorted order, skipping hidden files and folders; media is recognised by content (every container
+    FFmpeg decodes, images OpenCV or pillow-heif decode), other files come back with ``skipped`` set and broken
+    entries (dangling or looping symbolic links) with ``error``; each is named ``<directory name>/<path inside it>``.
     When two arguments would give the same name, the later one's top-level name gets a suffix: ``469-2.mp4``,
     ``videos-2/real/469.mp4``. Missing paths and directories without media come back with ``error`` set.
+    Folders in ``exclude`` (the output directory) are not walked into.
     """
     registry = _NameRegistry()
-    inputs: list[MediaInput] = []
+    excluded = frozenset(os.path.realpath(folder) for folder in exclude)
     for argument in paths:
+        if is_url(argument):
+            root = registry.claim_root(_url_name(str(argument)))
+            yield MediaInput(str(argument), registry.claim(Path(root)))
+            continue
         path = Path(argument)
-        if not path.exists():
+        if path.is_symlink() and not path.exists():
             root = registry.claim_root(_argument_name(path))
-            inputs.append(MediaInput(path, registry.claim(Path(root)), error="no such file or directory"))
+            try:
+                check_file(path)
+                reason = "no such file or directory"
+            except MediaError as error:
+                reason = str(error)
+            yield MediaInput(path, registry.claim(Path(root)), error=reason)
+        elif not path.exists():
+            root = registry.claim_root(_argument_name(path))
+            reason = "no such file or directory"
+            if "://" in str(argument):
+                reason = (f"unsupported URL scheme {str(argument).split('://', 1)[0]!r}; "
+                          f"expected one of: {', '.join(NETWORK_SCHEMES)}")
+            yield MediaInput(path, registry.claim(Path(root)), error=reason)
         elif path.is_dir():
             root = registry.claim_root(_argument_name(path))
-            relative_paths = _media_under(path)
-            if not relative_paths:
-                inputs.append(
-                    MediaInput(path, registry.claim(Path(root)), error="no video or image files found in directory")
-                )
-            for relative in relative_paths:
-                inputs.append(MediaInput(path / relative, registry.claim(Path(root) / relative)))
+            found_media = False
+            for entry in _walk_media(path, excluded):
+                found_media = found_media or (entry.error is None and entry.skipped is None)
+                yield MediaInput(path / entry.relative, Path(root) / entry.output, error=entry.error,
+                                 skipped=entry.skipped)
+            if not found_media:
+                yield MediaInput(path, Path(root), error="no video or image files found in directory")
         else:
             root = registry.claim_root(_argument_name(path))
-            inputs.append(MediaInput(path, registry.claim(Path(root))))
-    return inputs
+            yield MediaInput(path, registry.claim(Path(root)))
+
+
+def find_media(paths: Sequence[str | Path], exclude: Sequence[str | Path] = ()) -> list[MediaInput]:
+    """``iter_media`` as a list."""
+    return list(iter_media(paths, exclude))

@@ -5,13 +5,15 @@ import math
 import os
 import queue
 import threading
-import uuid
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import cv2
 import numpy as np
+
+from fakescope.atomic import AtomicOutput
+from fakescope.video.native_log import c_path
 
 # FFmpeg enum values (libavutil/pixfmt.h): OpenCV's BGR->I420 conversion is BT.601 limited range, so tag it as such
 # (untagged HD video is usually assumed to be BT.709 by browsers, which would shift the colours slightly).
@@ -63,8 +65,15 @@ class VideoWriter:
         self._error: BaseException | None = None
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._temp_path = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}.partial")
-        self._container = av.open(str(self._temp_path), mode="w", format="mp4", options={"movflags": "+faststart"})
+        self._output = AtomicOutput(self.path)
+        self._temp_path = self._output.temp_path
+        try:
+            # c_path: a folder whose name is not valid UTF-8 is reached through a plain-named link.
+            native_temp = os.path.join(c_path(self._temp_path.parent), self._temp_path.name)
+            self._container = av.open(native_temp, mode="w", format="mp4", options={"movflags": "+faststart"})
+        except BaseException:
+            self._output.discard()
+            raise
         try:
             stream = self._container.add_stream("libx264", rate=self.frame_rate)
             stream.width, stream.height = self.encoded_width, self.encoded_height
@@ -151,7 +160,7 @@ class VideoWriter:
         except BaseException:
             self._discard()
             raise
-        os.replace(self._temp_path, self.path)
+        self._output.commit()
 
     def abort(self) -> None:
         """Stop without producing the output file."""
@@ -172,7 +181,7 @@ class VideoWriter:
             self._container.close()
         except Exception:  # noqa: BLE001 - the file is being thrown away anyway
             pass
-        self._temp_path.unlink(missing_ok=True)
+        self._output.discard()
 
     def __enter__(self) -> VideoWriter:
         return self

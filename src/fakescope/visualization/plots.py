@@ -1,6 +1,9 @@
 """Plots of scan results."""
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib
@@ -8,7 +11,18 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from ..atomic import atomic_path  # noqa: E402
 from ..inference.results import FrameRecord  # noqa: E402
+
+
+@contextmanager
+def quiet_fonts() -> Iterator[None]:
+    """Silence matplotlib's font warnings ("Glyph ... missing from font(s)") while drawing: a file name in a script
+    the font lacks is drawn with placeholder boxes, which is no reason to print anything on the terminal."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*[Gg]lyph.*missing", category=UserWarning)
+        warnings.filterwarnings("ignore", message=r".*[Mm]atplotlib currently does not support", category=UserWarning)
+        yield
 
 
 def plot_trend(
@@ -29,6 +43,18 @@ def plot_trend(
     no_face_times = [frame.time_s for frame in frames if not frame.faces]
     longest = sorted(series, key=lambda track: -len(series[track][0]))[:max_tracks]
 
+    with quiet_fonts():
+        return _draw_trend(series, longest, no_face_times, threshold, Path(path), title)
+
+
+def _draw_trend(
+    series: dict[int, tuple[list[float], list[float]]],
+    longest: list[int],
+    no_face_times: list[float],
+    threshold: float,
+    path: Path,
+    title: str,
+) -> Path:
     fig, ax = plt.subplots(figsize=(10, 4), dpi=110)
     ax.axhspan(threshold, 1.0, color="#d62728", alpha=0.08, lw=0)
     ax.axhspan(0.0, threshold, color="#2ca02c", alpha=0.08, lw=0)
@@ -47,8 +73,10 @@ def plot_trend(
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
+    try:
+        fig.tight_layout()
+        with atomic_path(path) as temporary:
+            fig.savefig(temporary)
+    finally:
+        plt.close(fig)
     return path

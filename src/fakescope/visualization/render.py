@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..atomic import atomic_open
 from ..faces import crop_face, square_crop_box
 from ..inference.results import FaceRecord, FrameRecord
 from ..video import MediaReader, VideoWriter
@@ -76,10 +77,17 @@ def _encode_jpeg(image: np.ndarray, quality: int = 82) -> bytes:
     return data.tobytes()
 
 
-def _write_image(image: np.ndarray, path: Path) -> Path:
+def write_image(image: np.ndarray, path: Path, params: list[int] | None = None) -> Path:
+    """Write ``image`` (format by suffix) atomically; OSError with the file system's reason when it cannot.
+
+    Encoded in memory and written by Python, so any file name works (OpenCV's own writer crashes on names that are
+    not valid UTF-8) and a full disk raises ENOSPC instead of a bare False."""
+    ok, data = cv2.imencode(path.suffix or ".png", image, params or [])
+    if not ok:
+        raise ValueError(f"OpenCV could not encode an image as {path.suffix}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), image):
-        raise OSError(f"could not write {path}")
+    with atomic_open(path, "wb") as handle:
+        handle.write(data.tobytes())
     return path
 
 
@@ -179,8 +187,8 @@ class FrameRenderer:
         blend_cam(crop, self.current_cams[highlight.track_id].astype(np.float32))
         if self.heatmap_dir is not None:
             stem = f"track{highlight.track_id}_frame{highlight.frame_index}"
-            highlight.heatmap_png = _write_image(heatmap_image, self.heatmap_dir / f"{stem}.png")
-            highlight.crop_png = _write_image(crop, self.heatmap_dir / f"{stem}_crop.png")
+            highlight.heatmap_png = write_image(heatmap_image, self.heatmap_dir / f"{stem}.png")
+            highlight.crop_png = write_image(crop, self.heatmap_dir / f"{stem}_crop.png")
 
 
 def render_video(
@@ -225,6 +233,5 @@ def render_still(
     annotated, heatmap = renderer.render(frame_index, image)
     for path, picture in ((annotated_path, annotated), (heatmap_path, heatmap)):
         if path is not None and picture is not None:
-            if not cv2.imwrite(str(path), picture, [cv2.IMWRITE_JPEG_QUALITY, 92]):
-                raise OSError(f"could not write {path}")
+            write_image(picture, Path(path), [cv2.IMWRITE_JPEG_QUALITY, 92])
     return RenderOutput(1, renderer.all_highlights)

@@ -11,10 +11,12 @@ from collections.abc import Sequence
 from html import escape
 from pathlib import Path
 
+from ..atomic import write_text
 from ..inference.results import AGGREGATIONS, ScanResult
 from .render import Highlight
 
-VERDICT_COLOURS = {"fake": "#c62828", "real": "#2e7d32", "no_face": "#757575", "error": "#37474f"}
+VERDICT_COLOURS = {"fake": "#c62828", "real": "#2e7d32", "no_face": "#757575", "error": "#37474f",
+                   "skipped": "#9e9e9e"}
 MAX_HIGHLIGHT_TRACKS = 8
 
 STYLE = """
@@ -221,10 +223,7 @@ def render_input_report(result: ScanResult, highlights: Sequence[Highlight] = ()
 def write_input_report(result: ScanResult, path: str | Path, highlights: Sequence[Highlight] = ()) -> Path:
     """Write ``report.html`` for one input and return its path."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(render_input_report(result, highlights, path.parent), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_text(path, render_input_report(result, highlights, path.parent))
 
 
 def write_index(results: Sequence[ScanResult], out_dir: str | Path) -> Path:
@@ -255,7 +254,5 @@ def write_index(results: Sequence[ScanResult], out_dir: str | Path) -> Path:
         f"<tbody>{''.join(rows)}</tbody></table></section>\n"
     )
     path = out_dir / "index.html"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(_page(f"fakescope scan: {inputs}", body), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text(path, _page(f"fakescope scan: {inputs}", body))
     return path
