@@ -369,6 +369,19 @@ def step_package(config_path: Path, out: Path) -> None:
     print(f"packaged {record['bytes'] / 1e6:.1f} MB, sha256 {record['sha256']} into {weights_dir()}")
 
 
+def check_run_config(config: dict, out: Path) -> None:
+    """Folds and final model in ``out`` are reused by later runs, so they must come from the same settings:
+    the first run records its config there, and a run with other settings is refused."""
+    record = out / "recipe.json"
+    settings = json.dumps(config, sort_keys=True)
+    if record.is_file():
+        if json.loads(record.read_text()) != json.loads(settings):
+            sys.exit(f"{out} holds runs of other recipe settings ({record}); pass another --out")
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps(config, indent=1, sort_keys=True) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("step", choices=["crops", "cache", "cv", "final", "all", "score", "package"])
@@ -379,6 +392,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "runs/corpus-model", help="folds and final model")
     args = parser.parse_args()
     config = load_config(args.config)
+    if args.step in ("cv", "final", "all", "package"):
+        check_run_config(config, args.out)
     if args.step in ("crops", "all"):
         step_crops(config)
     if args.step in ("cache", "all"):
