@@ -34,9 +34,15 @@ def good_clip(tmp_path_factory) -> Path:
     return make_clip(tmp_path_factory.mktemp("good") / "good.mp4", n_frames=6, size=(320, 240))
 
 
+# fakescope's own progress lines off a terminal (one every 30 s at most, so they appear only on a slow machine).
+PROGRESS_LINE = re.compile(r".+: \d+(/\d+)? (input|frame)s?( \(\d+%\))?")
+
+
 def _clean(stderr: str) -> list[str]:
-    """Lines on standard error other than fakescope's own untrained-model warning (must be none)."""
-    return [line for line in stderr.splitlines() if line and not line.startswith("WARNING: untrained model")]
+    """Lines on standard error other than fakescope's own untrained-model warning and progress lines (must be
+    none)."""
+    return [line for line in stderr.splitlines() if line and not line.startswith("WARNING: untrained model")
+            and not PROGRESS_LINE.fullmatch(line)]
 
 
 def _check_result(kind: Kind, result: dict) -> None:

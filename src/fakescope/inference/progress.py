@@ -72,7 +72,8 @@ class LineProgress:
         percent = f" ({100 * self.count // self.total}%)" if self.total else ""
         stream = self.stream or sys.stderr
         try:
-            print(f"{self.desc}: {done} {self.unit}s{percent}", file=stream, flush=True)
+            plural = "" if (self.total or self.count) == 1 else "s"
+            print(f"{self.desc}: {done} {self.unit}{plural}{percent}", file=stream, flush=True)
         except (OSError, ValueError):
             pass
 
