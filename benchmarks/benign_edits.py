@@ -50,7 +50,8 @@ def _frames(path: Path) -> Iterator[tuple[np.ndarray, Fraction]]:
             yield frame.to_ndarray(format="rgb24"), rate
 
 
-def _write(path: Path, frames: Iterator[np.ndarray], rate: Fraction, crf: int) -> Path:
+def _write(path: Path, frames: Iterator[np.ndarray], rate: Fraction, crf: int,
+           display_rotation: int | None = None) -> Path:
     import av
 
     with av.open(str(path), "w") as container:
@@ -61,6 +62,8 @@ def _write(path: Path, frames: Iterator[np.ndarray], rate: Fraction, crf: int) -
                 stream.height, stream.width = (image.shape[0] // 2) * 2, (image.shape[1] // 2) * 2
                 stream.pix_fmt = "yuv420p"
                 stream.options = {"crf": str(crf), "preset": "veryfast"}
+                if display_rotation is not None:  # degrees counter-clockwise that players turn the picture
+                    stream.set_display_rotation(display_rotation)
             image = np.ascontiguousarray(image[: stream.height, : stream.width])
             for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
                 container.mux(packet)
@@ -88,20 +91,9 @@ def _rgb_frames(src: Path, transform: Callable[[np.ndarray], np.ndarray] | None 
 
 def _rotation_flag(src: Path, dst: Path) -> Path:
     """The pixels stored turned a quarter clockwise, and a display-matrix flag telling players to turn them back, as
-    phones store portrait video. PyAV cannot write the flag, so this takes an FFmpeg program: imageio-ffmpeg's
-    (``pip install imageio-ffmpeg``) or ``$FFMPEG``."""
-    import subprocess
-
-    ffmpeg = os.environ.get("FFMPEG")
-    if not ffmpeg:
-        import imageio_ffmpeg
-
-        ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
-    turned = _write(dst.with_name("turned.mp4"), *_rgb_frames(src, lambda f: np.ascontiguousarray(np.rot90(f, -1))),
-                    crf=18)
-    subprocess.run([ffmpeg, "-v", "error", "-y", "-display_rotation", "90", "-i", str(turned), "-c", "copy",
-                    str(dst)], check=True)
-    return dst
+    phones store portrait video."""
+    frames, rate = _rgb_frames(src, lambda f: np.ascontiguousarray(np.rot90(f, -1)))
+    return _write(dst, frames, rate, crf=18, display_rotation=90)
 
 
 def _to_360p(image: np.ndarray) -> np.ndarray:
