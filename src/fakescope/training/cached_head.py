@@ -1,9 +1,10 @@
-"""Training the part of a model after its frozen backbone on cached backbone maps (``feature_cache``), with Lightning.
+"""Training the part of a model after its frozen stages on cached backbone maps (``feature_cache``), with Lightning.
 
-Still images are one-frame clips and videos clips of several frames, so each step takes one batch of each kind:
-both are balanced between real and fake, and the fakes of the videos between manipulated videos and self-blended
-ones. The result is a complete ``TemporalDeepfakeDetector`` (its backbone the same frozen weights the cache was made
-with), saved as an ordinary checkpoint.
+The maps are those of the backbone's last stage, or of an earlier one: then the stages after it run at every step
+and are fine-tuned (``cache_stage``). Still images are one-frame clips and videos clips of several frames, so each
+step takes one batch of each kind: both are balanced between real and fake, and the fakes of the videos between
+manipulated videos and self-blended ones. The result is a complete ``TemporalDeepfakeDetector`` (its frozen stages
+the weights the cache was made with), saved as an ordinary checkpoint.
 """
 from __future__ import annotations
 
