@@ -325,12 +325,38 @@ def step_final(config: dict, out: Path) -> Path:
     return save_checkpoint(run_dir / "model.safetensors", model, meta)
 
 
+def check_frozen_stages(config: dict, model, weights: Path) -> None:
+    """Cached maps stand for a checkpoint only if its backbone up to the cache's stage is the one the cache was made
+    with: refuse it otherwise. (The weights shipped today were trained by `fakescope train` with the backbone frozen
+    but its BatchNorm layers in training mode, so their running statistics moved: scored from the cache, they look
+    far worse on real videos than they scan.)"""
+    import torch
+
+    from fakescope.models import create_model
+
+    model_cfg = config["model"]
+    reference = create_model(model_cfg["name"], backbone_weights=REPO / model_cfg["backbone_weights"]).backbone
+    stage = model_cfg.get("cache_stage") or reference.stage
+    names = [name for name, _ in reference.named_children()]
+    cached = tuple(f"{name}." for name in names[: names.index(stage) + 1])
+    theirs = model.backbone.state_dict()
+    # fp16-packaged weights differ by rounding only; num_batches_tracked changes nothing in evaluation.
+    differing = [key for key, value in reference.state_dict().items()
+                 if key.startswith(cached) and not key.endswith("num_batches_tracked")
+                 and not torch.allclose(value.float(), theirs[key].float(), rtol=1e-2, atol=1e-3)]
+    if differing:
+        sys.exit(f"{weights}: its backbone up to {stage} differs from the one the cache was made with "
+                 f"({len(differing)} tensors, e.g. {differing[0]}), so the cached maps do not stand for it; "
+                 "measure it with fakescope scan instead")
+
+
 def step_score(config: dict, weights: Path, window: int | None) -> dict:
     """Any checkpoint on the cached evaluation videos: at its own threshold and at one calibrated as the recipe's."""
     from fakescope.models import load_checkpoint
     from fakescope.training.cached_head import score_cached_videos, video_metrics
 
     model, meta = load_checkpoint(weights)
+    check_frozen_stages(config, model, weights)
     clips = [item for name in config["evaluation"]["caches"] for item in _sourced(config, name)]
     scores = score_cached_videos(model.eval(), clips, window=window or model.config.window,
                                  cache_stage=config["model"].get("cache_stage"))
