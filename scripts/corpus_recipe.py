@@ -1,4 +1,4 @@
-"""A candidate recipe for the shipped weights: ffpp-mini plus the real-people corpus, with self-blended fakes, on cached backbone maps.
+"""The recipe of the shipped weights: ffpp-mini plus the real-people corpus, with self-blended fakes, on cached backbone maps.
 
     .venv/bin/python scripts/corpus_recipe.py crops      # face crops of the corpus and ffpp-mini (resumable)
     .venv/bin/python scripts/corpus_recipe.py cache      # backbone maps of every training/evaluation clip (resumable)

@@ -1,5 +1,8 @@
 """Heatmaps of the shipped weights on real FaceForensics++ clips: do they lie on the face?
 
+On a fake, yes. On a real video the fake-class maps are faint and spread to the jaw and neck (docs/MODEL_CARD.md,
+benchmarks/heatmap_on_face.py), so only the fake is held to it here.
+
 Skipped where ../shared is absent, failing under CI=true.
 """
 from __future__ import annotations
@@ -29,13 +32,11 @@ def _face_box_cells(size: int) -> slice:
     return slice(int(np.ceil(border)), int(np.floor(size - border)))
 
 
-@pytest.mark.parametrize("which", ["real_video", "fake_video"])
-def test_shipped_model_heatmaps_lie_on_the_face(which, request):
-    video: Path = request.getfixturevalue(which)
+def test_shipped_model_heatmaps_of_a_fake_lie_on_the_face(fake_video):
     selection = FrameSelection.from_options(frames=8)
     detector = Detector.load(device="cpu", selection=selection, annotate=False, plot=False, report=False)
-    result = detector.scan(video)
-    heatmaps = compute_heatmaps(detector.model, video, result.frames, selection, CROP_MARGIN, window=8,
+    result = detector.scan(fake_video)
+    heatmaps = compute_heatmaps(detector.model, fake_video, result.frames, selection, CROP_MARGIN, window=8,
                                 device=torch.device("cpu"))
     assert len(heatmaps) == result.frames_with_faces >= 7
     mass_on_face = mass = hot_on_face = hot_cells = 0.0
