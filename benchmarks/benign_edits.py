@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
+import math
 import os
 import sys
 import tempfile
@@ -75,18 +77,13 @@ def _write(path: Path, frames: Iterator[np.ndarray], rate: Fraction, crf: int,
 
 def _rgb_frames(src: Path, transform: Callable[[np.ndarray], np.ndarray] | None = None,
                 seconds: float | None = None) -> tuple[Iterator[np.ndarray], Fraction]:
+    """The video's RGB frames (the first ``seconds`` of them, each through ``transform``) and its frame rate."""
     frames = _frames(src)
     first, rate = next(frames)
-
-    def generate() -> Iterator[np.ndarray]:
-        count = 0
-        for image in [first], (f for f, _ in frames):
-            for item in image:
-                if seconds is not None and count >= seconds * rate:
-                    return
-                count += 1
-                yield transform(item) if transform else item
-    return generate(), rate
+    images: Iterator[np.ndarray] = itertools.chain([first], (image for image, _ in frames))
+    if seconds is not None:
+        images = itertools.islice(images, math.ceil(seconds * rate))
+    return (map(transform, images) if transform else images), rate
 
 
 def _rotation_flag(src: Path, dst: Path) -> Path:
@@ -125,10 +122,8 @@ def make_edits(src: Path, work: Path) -> dict[str, Path]:
         except Exception as error:  # noqa: BLE001 - a missing encoder leaves one edit out, not the benchmark
             print(f"  {src.name}: edit {name} not made ({type(error).__name__}: {error})", file=sys.stderr)
     frames, rate = _rgb_frames(src)
-    for index, image in enumerate(frames):
-        if index >= int(rate):  # the frame at 1 s (or the last one of a shorter video)
-            break
-        still = image
+    for still in itertools.islice(frames, int(rate)):  # the last frame before 1 s (of a shorter video, its last)
+        pass
     cv2.imwrite(str(work / "still.jpg"), cv2.cvtColor(still, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
     edits["still-jpeg"] = work / "still.jpg"
     return edits
