@@ -319,3 +319,29 @@ def test_downscaling_and_greyscale_apply_to_real_and_self_blended_copies_alike(t
     for name, frames in grey.items():
         assert np.array_equal(frames[0][..., 0], frames[0][..., 2]) and frames[0][..., 0].std() > 10, name
         assert not np.array_equal(plain[name][0][..., 0], plain[name][0][..., 2])
+
+
+def test_h264_recompression_applies_to_real_and_self_blended_copies_alike(tmp_path: Path) -> None:
+    from fakescope.data.preprocess import CropRecord
+    from fakescope.training.feature_cache import CacheSettings, clips_from_records, make_variants
+
+    crop = tmp_path / "crop.png"
+    cv2.imwrite(str(crop), cv2.resize(face_image(), (128, 128)))
+    record = CropRecord(key="photo.png", path=crop, label=0, dataset="photos", method="original", group="person:0",
+                        split=None, source=None, frame_index=0, time_s=0.0, track_id=0, x1=0, y1=0, x2=128,
+                        y2=128, crop=crop, kind="photo")
+    (clip,) = clips_from_records([record], length=1)
+
+    def variants(**settings) -> dict[str, np.ndarray]:
+        return {name: frames[0] for name, _, frames in make_variants(
+            clip, CacheSettings(sbi_copies=1, flip=0.0, jpeg_probability=0.0, **settings), 128, None)}
+
+    plain = variants()
+    mild, strong = variants(h264_probability=1.0, h264_crf=(18, 18)), variants(h264_probability=1.0, h264_crf=(36, 36))
+    assert plain.keys() == mild.keys() == strong.keys() == {"plain0", "sbi0"}
+    for name in plain:
+        assert strong[name].shape == plain[name].shape and strong[name].dtype == np.uint8
+        error_mild = np.abs(mild[name].astype(int) - plain[name]).mean()
+        error_strong = np.abs(strong[name].astype(int) - plain[name]).mean()
+        # The codec changes the face, more at a higher CRF, but keeps it (a round trip, not noise).
+        assert 0 < error_mild < error_strong < 30, (name, error_mild, error_strong)

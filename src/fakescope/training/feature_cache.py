@@ -24,9 +24,11 @@ from collections import defaultdict, deque
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import av
 import cv2
 import numpy as np
 import torch
@@ -72,6 +74,10 @@ class CacheSettings:
     downscale_probability: float = 0.0
     downscale_range: tuple[float, float] = (0.25, 0.7)  # the factor of the intermediate size
     greyscale_probability: float = 0.0  # black-and-white copies, both classes alike
+    # H.264 re-encoding of a whole clip (instead of JPEG), both classes alike: photos then carry the video codec's
+    # blocking and 4:2:0 colour as FaceForensics++ videos do, so the codec cannot tell video fakes from photo reals.
+    h264_probability: float = 0.0
+    h264_crf: tuple[int, int] = (20, 36)
     augment: bool = True  # False: plain copies exactly as cropped (evaluation caches)
     seed: int = 0
 
@@ -115,6 +121,28 @@ def _jpeg(frame: np.ndarray, quality: int) -> np.ndarray:
     return cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
+def _h264(frames: list[np.ndarray], crf: int) -> list[np.ndarray]:
+    """``frames`` (RGB, even sides) encoded as one H.264 clip at ``crf`` and decoded again, in memory."""
+    height, width = frames[0].shape[:2]
+    encoder = av.CodecContext.create("libx264", "w")
+    encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
+    encoder.time_base = Fraction(1, 25)
+    encoder.options = {"crf": str(crf), "preset": "veryfast", "threads": "1"}
+    packets = []
+    for index, frame in enumerate(frames):
+        video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24").reformat(
+            format="yuv420p")
+        video_frame.pts = index
+        packets.extend(encoder.encode(video_frame))
+    packets.extend(encoder.encode(None))
+    decoder = av.CodecContext.create("h264", "r")
+    decoded = [image.to_ndarray(format="rgb24") for packet in packets for image in decoder.decode(packet)]
+    decoded.extend(image.to_ndarray(format="rgb24") for image in decoder.decode(None))
+    if len(decoded) != len(frames):
+        raise RuntimeError(f"H.264 round trip returned {len(decoded)} of {len(frames)} frames")
+    return decoded
+
+
 def _downscale(frame: np.ndarray, factor: float) -> np.ndarray:
     height, width = frame.shape[:2]
     small = cv2.resize(frame, (max(8, round(width * factor)), max(8, round(height * factor))),
@@ -146,7 +174,10 @@ def make_variants(clip: CacheClip, settings: CacheSettings, size: int,
             if settings.greyscale_probability and rng.random() < settings.greyscale_probability:
                 variant_frames = [np.repeat(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
                                   for f in variant_frames]
-            if rng.random() < settings.jpeg_probability:
+            if settings.h264_probability and rng.random() < settings.h264_probability:
+                crf = int(rng.integers(settings.h264_crf[0], settings.h264_crf[1] + 1))
+                variant_frames = _h264(variant_frames, crf)
+            elif rng.random() < settings.jpeg_probability:
                 quality = int(rng.integers(settings.jpeg_quality[0], settings.jpeg_quality[1] + 1))
                 variant_frames = [_jpeg(f, quality) for f in variant_frames]
         yield name, label, variant_frames
