@@ -1,0 +1,133 @@
+"""False alarms on unseen people and cross-dataset ranking, through the full `fakescope scan` path (run by hand).
+
+    .venv/bin/python benchmarks/held_out_scan.py [--weights CKPT] [--threshold T] [--frames 16] [--out DIR]
+
+Scans the corpus videos that no recipe trains on (`runs/corpus`, built by `fakescope corpus build`): the real
+talking-head and GRID clips, split by identity into the calibration half (which chooses the recipe's threshold)
+and the test half (which only measures it), and the labelled DeeperForensics and DFDC clips. Prints how many reals
+of each half are called fake at the checkpoint's threshold (or --threshold), and the cross-dataset video-level
+ROC-AUC with the fakes caught. The scan outputs stay in --out (default: a fresh temporary folder), and a second run
+with the same --out and settings reads them instead of scanning again.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CORPUS = REPO / "runs/corpus"
+FALSE_ALARM_SETS = ("talking-heads", "grid")
+CROSS_DATASET_SETS = ("deeperforensics", "dfdc-part0")
+
+
+def is_calibration_identity(group: str) -> bool:
+    """The recipe's split of held-out real identities (scripts/corpus_recipe.py): even hash chooses the threshold."""
+    return int(hashlib.sha1(group.encode()).hexdigest(), 16) % 2 == 0
+
+
+def held_out_videos(corpus: Path) -> list[dict]:
+    """Manifest rows of the held-out videos, with the absolute path."""
+    with (corpus / "manifest.csv").open(newline="") as handle:
+        rows = [row for row in csv.DictReader(handle)
+                if row["dataset"] in FALSE_ALARM_SETS + CROSS_DATASET_SETS and row["kind"].startswith("video")]
+    for row in rows:
+        row["file"] = str((corpus / row["path"]).resolve())
+    return sorted(rows, key=lambda row: row["path"])
+
+
+def scan(videos: list[dict], out: Path, weights: Path | None, frames: int, threshold: float | None) -> dict:
+    """input path -> that input's report.json entry; scans only when ``out`` holds no report of these settings."""
+    settings = {"weights": str(weights) if weights else None, "frames": frames, "threshold": threshold,
+                "videos": [row["file"] for row in videos]}
+    record = out / "held_out_scan.json"
+    if not (record.is_file() and json.loads(record.read_text()) == settings and (out / "report.json").is_file()):
+        command = [str(Path(sys.executable).parent / "fakescope"), "scan", *settings["videos"], "--out", str(out),
+                   "--frames", str(frames), "--no-video", "--no-plot", "--no-report", "--quiet"]
+        if weights:
+            command += ["--weights", str(weights)]
+        if threshold is not None:
+            command += ["--threshold", str(threshold)]
+        print(f"scanning {len(videos)} videos into {out} ...", flush=True)
+        subprocess.run(command, check=False)
+        record.write_text(json.dumps(settings, indent=1) + "\n")
+    report = json.loads((out / "report.json").read_text())
+    return {result["input"]: result for result in report["results"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--weights", type=Path, help="checkpoint (default: the shipped weights)")
+    parser.add_argument("--threshold", type=float, help="verdict threshold (default: the checkpoint's)")
+    parser.add_argument("--frames", type=int, default=16, help="frames analysed per video (scan --frames)")
+    parser.add_argument("--corpus", type=Path, default=CORPUS, help="the built corpus (default: runs/corpus)")
+    parser.add_argument("--out", type=Path, help="keep the scan outputs here (and reuse them on a second run)")
+    parser.add_argument("--json", type=Path, help="write the figures and every video's score here")
+    args = parser.parse_args()
+
+    from sklearn.metrics import roc_auc_score
+
+    if not (args.corpus / "manifest.csv").is_file():
+        sys.exit(f"no corpus in {args.corpus}: build it first (fakescope corpus build, docs/MODEL_CARD.md)")
+    videos = held_out_videos(args.corpus)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = args.out or Path(tmp)
+        out.mkdir(parents=True, exist_ok=True)
+        results = scan(videos, out, args.weights, args.frames, args.threshold)
+    scored = []
+    for row in videos:
+        result = results.get(row["file"], {})
+        scored.append({"path": row["path"], "dataset": row["dataset"], "group": row["group"],
+                       "label": 0 if row["label"] == "real" else 1, "verdict": result.get("verdict", "missing"),
+                       "p_fake": result.get("p_fake"), "threshold": result.get("threshold")})
+    judged = [v for v in scored if v["verdict"] in ("real", "fake")]
+    unjudged = [v for v in scored if v not in judged]
+    threshold = judged[0]["threshold"] if judged else None
+
+    def false_alarms(rows: list[dict]) -> dict:
+        return {"videos": len(rows), "called_fake": sum(v["verdict"] == "fake" for v in rows)}
+
+    reals = [v for v in judged if v["label"] == 0 and v["dataset"] in FALSE_ALARM_SETS]
+    cross = [v for v in judged if v["dataset"] in CROSS_DATASET_SETS]
+    figures = {
+        "threshold": threshold,
+        "frames": args.frames,
+        "false_alarms": {
+            "all": false_alarms(reals),
+            "calibration_half": false_alarms([v for v in reals if is_calibration_identity(v["group"])]),
+            "test_half": false_alarms([v for v in reals if not is_calibration_identity(v["group"])]),
+            **{name: false_alarms([v for v in reals if v["dataset"] == name]) for name in FALSE_ALARM_SETS},
+        },
+        "cross_dataset": {
+            "videos": len(cross),
+            "video_auc": (float(roc_auc_score([v["label"] for v in cross], [v["p_fake"] for v in cross]))
+                          if len({v["label"] for v in cross}) == 2 else None),
+            "fakes_called_fake": f"{sum(v['verdict'] == 'fake' for v in cross if v['label'])}/"
+                                 f"{sum(v['label'] for v in cross)}",
+            "reals_called_fake": f"{sum(v['verdict'] == 'fake' for v in cross if not v['label'])}/"
+                                 f"{sum(1 - v['label'] for v in cross)}",
+        },
+        "not_judged": [f"{v['path']}: {v['verdict']}" for v in unjudged],
+    }
+    print(f"weights: {args.weights or 'shipped'}; threshold {threshold}; --frames {args.frames}")
+    for name, counts in figures["false_alarms"].items():
+        share = counts["called_fake"] / counts["videos"] if counts["videos"] else float("nan")
+        print(f"  real videos called fake, {name:<16} {counts['called_fake']:>3}/{counts['videos']:<3} ({share:.0%})")
+    crossing = figures["cross_dataset"]
+    print(f"  DeeperForensics + DFDC: video AUC {crossing['video_auc']}, fakes caught {crossing['fakes_called_fake']},"
+          f" reals called fake {crossing['reals_called_fake']}")
+    for line in figures["not_judged"]:
+        print(f"  not judged: {line}")
+    top = sorted(reals, key=lambda v: -v["p_fake"])[:8]
+    print("  highest-scoring reals: " + ", ".join(f"{Path(v['path']).name} {v['p_fake']:.2f}" for v in top))
+    if args.json:
+        args.json.write_text(json.dumps({**figures, "videos": scored}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
