@@ -27,8 +27,8 @@ import pytest
 from awkward import corrupt_middle, write_audio, write_video
 from clips import make_clip, make_image
 from fakescope.cli.main import main
-from fakescope.inference import outputs as outputs_module
-from fakescope.inference.results import FaceRecord, FrameRecord
+from fakescope.outputs import tables as outputs_module
+from fakescope.results import FaceRecord, FrameRecord
 from fakescope.names import printable
 from fakescope.video import MediaError, MediaReader, iter_media, probe
 
@@ -350,7 +350,7 @@ def test_printable_escapes_only_what_cannot_be_shown():
 
 
 def test_trend_plot_of_a_non_latin_name_does_not_warn(tmp_path):
-    from fakescope.visualization.plots import plot_trend
+    from fakescope.outputs.plots import plot_trend
 
     frames = [FrameRecord(i, i / 25, [FaceRecord(i, i / 25, 0, (10, 10, 50, 50), 0.9, 0.3)]) for i in range(5)]
     with warnings.catch_warnings():
@@ -458,7 +458,7 @@ def test_an_output_folder_removed_mid_run_fails_that_input_only(tiny_weights, sm
             removed.append(path.parent)
         return original(result, path)
 
-    monkeypatch.setattr("fakescope.inference.detector.write_predictions_csv", remove_then_write)
+    monkeypatch.setattr("fakescope.outputs.saving.write_predictions_csv", remove_then_write)
     second = make_image(tmp_path / "second.jpg", size=200)
     assert scan(tiny_weights, tmp_path / "out", small_clip, second, extra=("--quiet",)) == 1
     by_name = report_by_name(tmp_path / "out")
@@ -474,7 +474,7 @@ def test_the_run_report_failing_is_reported_without_a_traceback(tiny_weights, sm
     def full_disk(results, out_dir):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(outputs_module, "write_report", full_disk)
+    monkeypatch.setattr(outputs_module, "write_run_tables", full_disk)
     assert scan(tiny_weights, tmp_path / "out", small_clip, extra=("--quiet", "--no-video")) == 1
     captured = capfd.readouterr()
     assert "the run report could not be written" in captured.out and "No space left on device" in captured.out
@@ -541,12 +541,12 @@ def test_names_differing_only_in_case_get_separate_output_folders(tmp_path):
 
 @pytest.mark.parametrize("count", [0, 1, 3])
 def test_report_json_is_written_one_summary_at_a_time_but_reads_the_same(tmp_path, count):
-    from fakescope.inference.results import VERDICTS, ScanResult
+    from fakescope.results import VERDICTS, ScanResult
 
     results = [ScanResult(input=f"clip{i}\n写真.mp4", verdict=("error", "real", "skipped")[i % 3], reason="why",
                           p_fake=None if i % 3 != 1 else 0.25, model={"name": "tiny", "config": {"a": [1, None]}},
                           warnings=["w"]) for i in range(count)]
-    outputs_module.write_report(results, tmp_path)
+    outputs_module.write_run_tables(results, tmp_path)
     expected = {
         "inputs": count, "scanned": sum(r.scanned for r in results), "failed": sum(not r.ok for r in results),
         "skipped": sum(r.verdict == "skipped" for r in results),

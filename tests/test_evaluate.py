@@ -13,7 +13,8 @@ from fakescope.cli.evaluate import limit_items
 from fakescope.data.items import FAKE, REAL, VideoItem
 from fakescope.evaluation import evaluate_videos
 from fakescope.evaluation.evaluate import frame_rows_for, video_row_for
-from fakescope.inference import Detector, FaceRecord, FrameRecord, ScanResult, TrackSummary
+from fakescope.analysis import Scanner
+from fakescope.results import FaceRecord, FrameRecord, ScanResult, TrackSummary
 from fakescope.video import FrameSelection
 
 CLIP = {"n_frames": 8, "size": (320, 240)}
@@ -21,8 +22,8 @@ FRAMES = 4
 
 
 @pytest.fixture(scope="module")
-def detector(tiny_weights) -> Detector:
-    return Detector.load(tiny_weights, device="cpu", allow_untrained=True,
+def detector(tiny_weights) -> Scanner:
+    return Scanner.load(tiny_weights, device="cpu", allow_untrained=True,
                          selection=FrameSelection.from_options(frames=FRAMES))
 
 

@@ -245,7 +245,7 @@ def test_ids_stable_for_two_moving_faces() -> None:
     for frame in range(20):
         walker = face_at(100 + 12 * frame, 300)
         faller = face_at(800, 100 + 9 * frame, side=140)
-        # Detector order varies from frame to frame: ids must not depend on it.
+        # Scanner order varies from frame to frame: ids must not depend on it.
         detections = [faller, walker] if frame % 3 == 1 else [walker, faller]
         tracked = tracker.update(detections)
         assert [item.detection for item in tracked] == detections  # result in input order

@@ -9,7 +9,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from fakescope.models.temporal_detector import FaceRegionPool
+from fakescope.models.temporal_model import FaceRegionPool
 from fakescope.models import (
     BackboneWeightsError,
     CheckpointError,

@@ -30,7 +30,8 @@ class TrainResult:
     epochs: int
 
 
-def resolve_precision(precision: str, accelerator: str) -> str:
+def lightning_precision(precision: str, accelerator: str) -> str:
+    """Lightning's precision string for the config's ``precision`` ("auto": 16-mixed on a GPU, else 32-true)."""
     if precision != "auto":
         return precision
     gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
@@ -82,7 +83,7 @@ def train(config: TrainConfig, resume: str | None = None, progress: bool = True)
         devices=config.trainer.devices,
         num_nodes=config.trainer.num_nodes,
         strategy=config.trainer.strategy,
-        precision=resolve_precision(config.trainer.precision, config.trainer.accelerator),
+        precision=lightning_precision(config.trainer.precision, config.trainer.accelerator),
         callbacks=callbacks,
         logger=[TensorBoardLogger(out_dir, name="tensorboard"), CSVLogger(out_dir, name="csv")],
         log_every_n_steps=config.trainer.log_every_n_steps,
