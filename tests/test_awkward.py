@@ -173,6 +173,7 @@ def test_links_to_other_folders_are_followed(tmp_path):
 # --- 4. media recognised by content ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # scans several containers
 def test_gif_heic_mpg_are_scanned_and_audio_is_listed_as_skipped(tiny_weights, tmp_path, capfd):
     folder = tmp_path / "mixed"
     write_video(folder / "anim.gif", "gif", pix_fmt="rgb8", n_frames=4)
@@ -423,6 +424,7 @@ def test_a_full_disk_fails_the_input_with_the_reason_and_the_others_go_on(tiny_w
     assert_quiet(captured.err)
 
 
+@pytest.mark.slow  # the CLI in a subprocess
 def test_output_file_size_limit_is_reported_like_a_full_disk(tiny_weights, tmp_path):
     """RLIMIT_FSIZE makes every write past 600 KB fail (EFBIG) in a real CLI process: the same path as ENOSPC,
     where mounting a small file system is not allowed."""

@@ -102,6 +102,7 @@ def test_prediction_for_a_frame_ignores_later_frames(detector: Scanner, tmp_path
     assert any(a.get(key) != b.get(key) for key in set(a) | set(b) if key[0] > cut)
 
 
+@pytest.mark.slow  # several live runs
 def test_smoothing_is_an_exponential_moving_average(detector: Scanner, tmp_path: Path) -> None:
     clip = make_clip(tmp_path / "clip.mp4", n_frames=12, size=SIZE)
     faces = [a.faces[0] for a in run_offline(detector, clip, smooth=0.5)[1]]
@@ -117,6 +118,7 @@ def test_smoothing_is_an_exponential_moving_average(detector: Scanner, tmp_path:
     assert all(face.p_smooth == face.p_fake for a in unsmoothed for face in a.faces)
 
 
+@pytest.mark.slow  # a long generated clip
 def test_a_track_that_ends_drops_its_state(detector: Scanner, tmp_path: Path) -> None:
     frames = ([render_frame(i, 30, SIZE) for i in range(6)] + [render_frame(i, 30, SIZE, face=False) for i in range(8)]
               + [render_frame(i, 30, SIZE) for i in range(6)])
@@ -169,6 +171,7 @@ def test_boxes_between_analyses_follow_the_face_motion() -> None:
     assert shown_at(far + 20) == shown_at(far)
 
 
+@pytest.mark.slow  # a long generated clip
 def test_track_velocity_is_measured_in_pixels_per_source_frame(detector: Scanner, tmp_path: Path) -> None:
     base = render_frame(0, 10, SIZE)
     frames = [np.roll(base, 3 * i, axis=1) for i in range(10)]  # the whole picture moves 3 px right per frame
@@ -350,6 +353,7 @@ def test_without_a_display_it_says_to_use_no_display(tiny_weights: Path, tmp_pat
     assert "--no-display" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # a live run in a subprocess, interrupted
 def test_ctrl_c_finishes_the_output_file(tiny_weights: Path, tmp_path: Path) -> None:
     clip = make_clip(tmp_path / "clip.mp4", n_frames=150, size=SIZE)
     out = tmp_path / "live.mp4"

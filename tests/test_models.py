@@ -34,6 +34,7 @@ def test_registry_lists_design_variants_and_rejects_unknown():
         create_model("nope")
 
 
+@pytest.mark.slow  # builds the full Xception
 def test_xception_lstm_follows_the_design():
     model = create_model("xception_lstm")
     convs = [m for m in model.convs.modules() if isinstance(m, nn.Conv2d)]
@@ -210,6 +211,7 @@ def test_model_on_a_cut_backbone_round_trips_through_a_checkpoint(tmp_path):
     assert loaded.config.backbone_stage == "layer3"
 
 
+@pytest.mark.slow  # builds the full Xception
 def test_xception_mid_lstm_is_the_design_on_the_middle_flow():
     model = create_model("xception_mid_lstm")
     assert model.backbone.num_features == 728 and model.backbone.stage == "block8"

@@ -111,6 +111,7 @@ def test_no_report_option_skips_it(tiny_weights, face_clip, tmp_path):
     assert "report" not in result.outputs and not (tmp_path / "report.html").exists()
 
 
+@pytest.mark.slow  # a directory of inputs through the CLI
 def test_index_lists_every_input_with_its_report(tiny_weights, face_clip, tmp_path):
     inputs = tmp_path / "inputs"
     bad = make_bad_inputs(inputs / "bad")

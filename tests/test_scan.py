@@ -79,6 +79,7 @@ def test_scan_writes_every_output_consistently(detector, face_clip, tmp_path):
     assert trend is not None and trend.shape[1] > 600
 
 
+@pytest.mark.slow  # scans and renders several clips
 def test_annotated_video_draws_coloured_boxes_on_the_face(tiny_weights, face_clip, tmp_path):
     for threshold, colour in ((0.0, "red"), (1.0, "green")):
         detector = Scanner.load(tiny_weights, device="cpu", allow_untrained=True, threshold=threshold)
@@ -143,6 +144,7 @@ def test_images_are_scanned_as_one_frame(detector, tmp_path):
     assert annotated.shape == (300, 400, 3)
 
 
+@pytest.mark.slow  # a whole clip through the analysis loop
 def test_analysis_keeps_no_frames_alive(tiny_weights, face_clip):
     """Frames are dropped as soon as they are analysed: memory does not grow with the video's length."""
     model = create_model("tiny_lstm").eval()
@@ -164,6 +166,7 @@ def test_analysis_keeps_no_frames_alive(tiny_weights, face_clip):
     assert len(records) == 30 and peak <= 2
 
 
+@pytest.mark.slow  # two scans
 def test_predictions_do_not_depend_on_what_follows_the_window(tiny_weights, tmp_path):
     """Windows are independent: the first window's scores are the same in a short and a long clip."""
     short = make_clip(tmp_path / "short.mp4", n_frames=8, size=(480, 360), seed=3)
@@ -174,6 +177,7 @@ def test_predictions_do_not_depend_on_what_follows_the_window(tiny_weights, tmp_
     assert first == pytest.approx(longer, abs=1e-5)
 
 
+@pytest.mark.slow  # a directory of clips and bad inputs through the CLI
 def test_cli_scans_directories_and_reports_bad_inputs(tiny_weights, face_clip, tmp_path, capsys):
     inputs = tmp_path / "inputs"
     bad = make_bad_inputs(inputs / "bad")
@@ -237,6 +241,7 @@ def test_cli_without_usable_weights_says_so_and_exits_2(tiny_weights, face_clip,
     assert not (tmp_path / "face.mp4").exists()
 
 
+@pytest.mark.slow  # runs the console script in subprocesses
 def test_console_script_shows_help_and_never_a_traceback(tiny_weights, tmp_path):
     script = Path(sys.executable).with_name("fakescope")
     help_text = subprocess.run([str(script), "scan", "--help"], capture_output=True, text=True, check=True).stdout

@@ -13,6 +13,8 @@ from fakescope.analysis import Scanner
 from fakescope.models import create_model, save_checkpoint
 from fakescope.video import FrameSelection
 
+pytestmark = pytest.mark.slow  # whole FaceForensics++ videos scanned with every output
+
 
 def _labels(ffpp_dir: Path) -> dict[str, dict[str, str]]:
     with open(ffpp_dir / "labels.csv", newline="") as handle:

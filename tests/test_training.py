@@ -17,6 +17,8 @@ from clips import render_frame
 from fakescope.analysis import Scanner
 from fakescope.training import TrainConfig, train
 
+pytestmark = pytest.mark.slow  # Lightning fits (one with two DDP processes): tens of seconds each
+
 
 def _write_clip(path: Path, seed: int, manipulated: bool, n_frames: int = 10, size=(320, 240)) -> Path:
     """A face clip; a manipulated one has its inner face replaced by a blurred, colour-shifted copy (a crude swap)."""
