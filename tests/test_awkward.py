@@ -102,6 +102,7 @@ def test_out_on_a_read_only_file_system_is_a_usage_error(tiny_weights, small_cli
 # --- 2. truncated images -----------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # CLI scans
 @pytest.mark.parametrize("suffix", [".jpg", ".png"])
 def test_a_truncated_image_is_an_error_without_decoder_noise(tiny_weights, small_clip, tmp_path, capfd, suffix):
     whole = make_image(tmp_path / f"whole{suffix}", size=256).read_bytes()
@@ -212,6 +213,7 @@ def corrupt_390(tmp_path_factory) -> tuple[Path, Path]:
     return clean, corrupt_middle(clean, folder / "corrupt.mp4", size=4096)
 
 
+@pytest.mark.slow  # decodes damaged videos
 def test_decoding_skips_past_corrupt_data_and_counts_the_frames_lost(corrupt_390):
     _, corrupt = corrupt_390
     with MediaReader(corrupt) as reader:
@@ -223,6 +225,7 @@ def test_decoding_skips_past_corrupt_data_and_counts_the_frames_lost(corrupt_390
     assert any("could not be decoded and were skipped" in warning for warning in reader.warnings)
 
 
+@pytest.mark.slow  # end to end on generated video (a second or more on a loaded machine)
 def test_a_video_with_corrupt_data_gets_a_verdict_with_a_warning(tiny_weights, corrupt_390, tmp_path, capfd):
     clean, corrupt = corrupt_390
     assert scan(tiny_weights, tmp_path / "out", corrupt, extra=("--quiet", "--no-video", "--every", "10")) == 0
@@ -310,6 +313,7 @@ def test_an_unknown_scheme_is_not_taken_for_a_file(tiny_weights, small_clip, tmp
 # --- 7. names with newlines and other scripts; plots never warn -------------------------------------------
 
 
+@pytest.mark.slow  # CLI scans
 def test_awkward_names_stay_on_one_escaped_line(tiny_weights, tmp_path, capfd):
     folder = tmp_path / "names"
     make_image(folder / "two\nlines.jpg", size=256)
@@ -363,6 +367,7 @@ def test_trend_plot_of_a_non_latin_name_does_not_warn(tmp_path):
 # --- 8. progress off a terminal ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # several CLI scans
 def test_off_a_terminal_progress_is_occasional_lines_and_none_with_quiet(tiny_weights, small_clip, tmp_path, capfd,
                                                                          monkeypatch):
     monkeypatch.setenv("FAKESCOPE_PROGRESS_INTERVAL", "0")  # every update, to see them at all in a short test
@@ -408,6 +413,7 @@ def tiny_tmpfs(tmp_path):
     subprocess.run(["umount", str(target)], check=False)
 
 
+@pytest.mark.slow  # end to end on generated video (a second or more on a loaded machine)
 def test_a_full_disk_fails_the_input_with_the_reason_and_the_others_go_on(tiny_weights, tiny_tmpfs, tmp_path, capfd):
     inputs = tmp_path / "in"
     make_clip(inputs / "a_big.mp4", n_frames=50, size=(1280, 720))  # its annotated video does not fit in 1 MB
@@ -449,6 +455,7 @@ def test_output_file_size_limit_is_reported_like_a_full_disk(tiny_weights, tmp_p
     assert_quiet(run.stderr)
 
 
+@pytest.mark.slow  # end to end on generated video (a second or more on a loaded machine)
 def test_an_output_folder_removed_mid_run_fails_that_input_only(tiny_weights, small_clip, tmp_path, capfd,
                                                                monkeypatch):
     original = outputs_module.write_predictions_csv
@@ -514,6 +521,7 @@ print(first.output_name.as_posix(), count, peak_after_1000, tracemalloc.get_trac
 """
 
 
+@pytest.mark.slow  # 10,000 files
 def test_discovery_streams_a_directory_of_10000_files_with_flat_memory(tmp_path):
     root = tmp_path / "many"
     jpeg = make_image(tmp_path / "tiny.jpg", size=16).read_bytes()

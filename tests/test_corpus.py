@@ -201,6 +201,7 @@ def test_self_blend_changes_a_photo_only_inside_the_face(photo_crop) -> None:
         assert mask[hull.astype(bool)].mean() > 0.8, "the mask must cover the face"
 
 
+@pytest.mark.slow  # a feature cache and a training step
 def test_feature_cache_and_training_step_on_photo_clips(tmp_path: Path) -> None:
     from fakescope.data.preprocess import CropRecord
     from fakescope.models import create_model

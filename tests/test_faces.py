@@ -439,6 +439,7 @@ def ffpp_clip(request: pytest.FixtureRequest) -> dict[str, list[np.ndarray]]:
     return {"spread": [frames[i] for i in spread], "consecutive": [frames[i] for i in consecutive]}
 
 
+@pytest.mark.slow  # detection on full-size real frames
 def test_face_found_on_real_frames(detector: YuNetDetector, ffpp_clip: dict[str, list[np.ndarray]]) -> None:
     frames = ffpp_clip["spread"]
     found = [bool(detector.detect(frame)) for frame in frames]
@@ -446,6 +447,7 @@ def test_face_found_on_real_frames(detector: YuNetDetector, ffpp_clip: dict[str,
     assert min(frames[0].shape[:2]) >= 480
 
 
+@pytest.mark.slow  # detection on full-size real frames
 @pytest.mark.parametrize("sampling", ["spread", "consecutive"])
 def test_single_dominant_track_on_real_frames(
     detector: YuNetDetector, ffpp_clip: dict[str, list[np.ndarray]], sampling: str

@@ -72,6 +72,7 @@ def test_cam_size_can_be_chosen():
     assert cams[:, 10:, 10:].mean() > 0.9 and cams[:, :6, :6].max() < 0.05
 
 
+@pytest.mark.slow  # backward passes of several models
 @pytest.mark.parametrize("overrides", [{}, {"rnn": "gru"}, {"rnn": "gru", "bidirectional": True},
                                        {"bidirectional": True}])
 def test_cam_through_real_tiny_models(overrides):
@@ -126,6 +127,7 @@ def test_heatmap_pass_covers_every_analysed_face(tiny_weights, face_clip):
     assert cam.shape == (STORED_CAM_SIZE, STORED_CAM_SIZE) and cam.dtype == np.float16
 
 
+@pytest.mark.slow  # end to end on generated video (a second or more on a loaded machine)
 def test_heatmap_video_differs_from_annotated_only_around_the_face(heatmap_scan, face_clip):
     result, out = heatmap_scan
     assert result.outputs["heatmap"] == str(out / "heatmap.mp4")
@@ -155,6 +157,7 @@ def test_heatmap_pngs_of_the_most_fake_frames(heatmap_scan):
     assert crop.shape == (224, 224, 3) and full.shape == (360, 480, 3)
 
 
+@pytest.mark.slow  # end to end on generated video (a second or more on a loaded machine)
 def test_heatmap_for_an_image(tiny_weights, tmp_path):
     image = make_image(tmp_path / "face.png", size=(400, 300))
     stale = tmp_path / "out" / "heatmaps" / "track3_frame40.png"  # left by an earlier scan into the same folder
@@ -167,6 +170,7 @@ def test_heatmap_for_an_image(tiny_weights, tmp_path):
     assert sorted(p.name for p in stale.parent.iterdir()) == ["track0_frame0.png", "track0_frame0_crop.png"]
 
 
+@pytest.mark.slow  # end to end on generated video (a second or more on a loaded machine)
 @pytest.mark.parametrize("overrides", [{"rnn": "gru"}, {"rnn": "gru", "bidirectional": True}])
 def test_heatmap_scan_with_other_rnns(overrides, face_clip, tmp_path):
     torch.manual_seed(0)
@@ -178,6 +182,7 @@ def test_heatmap_scan_with_other_rnns(overrides, face_clip, tmp_path):
     assert len(result.outputs["heatmap_frames"]) == 6
 
 
+@pytest.mark.slow  # end to end on generated video (a second or more on a loaded machine)
 def test_cli_heatmap_flag(tiny_weights, face_clip, tmp_path):
     out = tmp_path / "out"
     code = main(["scan", str(face_clip), "--weights", str(tiny_weights), "--allow-untrained", "--out", str(out),
@@ -193,6 +198,7 @@ def test_cli_heatmap_flag(tiny_weights, face_clip, tmp_path):
     assert not (without / "face.mp4" / "heatmaps").exists()
 
 
+@pytest.mark.slow  # end to end on generated video (a second or more on a loaded machine)
 def test_cli_heatmap_method_is_passed_through_and_checked(tiny_weights, face_clip, tmp_path, monkeypatch, capsys):
     import fakescope.analysis.heatmaps as gradcam
 

@@ -73,6 +73,7 @@ def predictions(analyses: list[Analysis]) -> dict[tuple[int, int], float]:
     return {(a.frame_index, face.track_id): face.p_fake for a in analyses for face in a.faces}
 
 
+@pytest.mark.slow  # a live run and a scan of the same clip
 def test_offline_live_matches_scan_windows(detector: Scanner, tmp_path: Path) -> None:
     clip = make_clip(tmp_path / "clip.mp4", n_frames=20, size=SIZE)
     _, analyses = run_offline(detector, clip)
@@ -87,6 +88,7 @@ def test_offline_live_matches_scan_windows(detector: Scanner, tmp_path: Path) ->
         assert live[key] == pytest.approx(value, abs=1e-4), key
 
 
+@pytest.mark.slow  # live runs paced in real time
 def test_prediction_for_a_frame_ignores_later_frames(detector: Scanner, tmp_path: Path) -> None:
     cut, total = 12, 24
     common = [render_frame(i, total, SIZE) for i in range(cut + 1)]
@@ -129,6 +131,7 @@ def test_a_track_that_ends_drops_its_state(detector: Scanner, tmp_path: Path) ->
     assert 0 not in live._tracks
 
 
+@pytest.mark.slow  # a live run paced in real time
 def test_slow_model_drops_frames_and_keeps_latency_bounded(detector: Scanner, tmp_path: Path) -> None:
     clip = make_clip(tmp_path / "clip.mp4", n_frames=50, size=SIZE, fps=25.0)
     forward_features = detector.model.forward_features
@@ -268,6 +271,7 @@ def test_max_frames_stops_early(tiny_weights: Path, tmp_path: Path) -> None:
     assert count_frames(out) == 7
 
 
+@pytest.mark.slow  # a live run paced in real time
 def test_duration_stops_a_realtime_source(tiny_weights: Path, tmp_path: Path) -> None:
     clip = make_clip(tmp_path / "clip.mp4", n_frames=50, size=SIZE, fps=25.0)
     out = tmp_path / "live.mp4"
@@ -325,6 +329,7 @@ def dying_http_stream(tmp_path: Path):
     server.server_close()
 
 
+@pytest.mark.slow  # reconnections with back-off
 def test_stream_dying_midway_is_retried_then_ends_with_the_file_finished(
     tiny_weights: Path, tmp_path: Path, capsys, dying_http_stream
 ) -> None:

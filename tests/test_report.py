@@ -105,6 +105,7 @@ def test_report_escapes_text(tmp_path):
     assert "<script>alert(1)</script>.mp4" in text and "bad & <b>broken</b>" in text and "<i>m</i>" in text
 
 
+@pytest.mark.slow  # end to end on generated video (a second or more on a loaded machine)
 def test_no_report_option_skips_it(tiny_weights, face_clip, tmp_path):
     detector = Scanner.load(tiny_weights, device="cpu", allow_untrained=True)
     result = scan_to_folder(detector, face_clip, tmp_path, OutputOptions(report=False, annotate=False))
