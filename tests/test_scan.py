@@ -119,6 +119,7 @@ def test_a_clip_without_faces_is_reported_not_dropped(detector, tmp_path):
     assert len(rows) == 12 and {r["label"] for r in rows} == {"no_face"}
 
 
+@pytest.mark.slow  # end to end on a generated clip of several faces
 def test_every_face_in_a_frame_gets_its_own_track(detector, tmp_path):
     face = cv2.resize(face_image(), (220, 220))
     path = tmp_path / "two.mp4"
