@@ -1,4 +1,5 @@
-# fakescope: `make scan VIDEO=path/to/video.mp4` sets everything up and scans; `make test` runs the tests.
+# fakescope: `make scan VIDEO=path/to/video.mp4` sets everything up and scans; `make test` runs the tests (all of
+# them, and the layer contract); `make test-fast` the quick inner loop (no test marked slow).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -7,7 +8,7 @@ OUT ?= fakescope-results
 SCAN_ARGS ?=
 FUZZ_SECONDS ?= 300
 
-.PHONY: setup scan test fuzz benchmark clean
+.PHONY: setup scan test test-fast lint-imports fuzz benchmark clean
 
 $(BIN)/fakescope: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +21,15 @@ setup: $(BIN)/fakescope
 scan: setup
 	$(BIN)/fakescope scan "$(VIDEO)" --out "$(OUT)" $(SCAN_ARGS)
 
-test: setup
+test: lint-imports
 	$(BIN)/python -m pytest -q
+
+test-fast: lint-imports
+	$(BIN)/python -m pytest -q -m "not slow"
+
+# The layer contract of docs/ARCHITECTURE.md ([tool.importlinter] in pyproject.toml).
+lint-imports: setup
+	$(BIN)/lint-imports
 
 # Property tests of every entry point that takes outside data, for FUZZ_SECONDS shared among the properties; failing
 # examples are saved in tests/fuzz-corpus/ (commit them: every normal test run replays them).

@@ -149,7 +149,7 @@ class DesignHead(torch.nn.Module):
 
         model = create_model("xception_mid_lstm", pool=pool)
         if channels != model.backbone.num_features:
-            from fakescope.models.temporal_detector import _conv_bn_relu
+            from fakescope.models.temporal_model import _conv_bn_relu
 
             model.convs[0] = _conv_bn_relu(channels, model.config.conv_channels[0])
         self.convs, self.pool, self.rnn, self.head = model.convs, model.pool, model.rnn, model.head

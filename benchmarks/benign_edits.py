@@ -138,7 +138,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write every score here")
     args = parser.parse_args()
 
-    from fakescope.inference import Detector
+    from fakescope.analysis import Scanner
     from fakescope.video import FrameSelection
 
     videos = args.videos
@@ -148,7 +148,7 @@ def main() -> None:
             sys.exit(f"no default videos: build the corpus into {CORPUS} first (README, 'Training data')")
         if len(videos) > args.max_videos:
             videos = [videos[i] for i in np.linspace(0, len(videos) - 1, args.max_videos).round().astype(int)]
-    detector = Detector.load(args.weights, device="cpu", selection=FrameSelection.from_options(frames=args.frames))
+    detector = Scanner.load(args.weights, device="cpu", selection=FrameSelection.from_options(frames=args.frames))
     print(f"weights {detector.meta.path} (threshold {detector.threshold:.3f}); {len(videos)} real videos, "
           f"--frames {args.frames}")
     rows = []

@@ -52,13 +52,12 @@ def main() -> None:
                         help="hirescam (what scan uses by default) or gradcam")
     args = parser.parse_args()
 
-    from fakescope.inference import Detector
-    from fakescope.inference.pipeline import CropBatcher
-    from fakescope.visualization.gradcam import TrackGradCam
+    from fakescope.analysis import Scanner
+    from fakescope.analysis.heatmaps import TrackGradCam
 
-    detector = Detector.load(args.weights, device="cpu")
+    detector = Scanner.load(args.weights, device="cpu")
     grad_cam = TrackGradCam(detector.model, method=args.method)
-    to_tensor = CropBatcher(detector.model, torch.device("cpu"))
+    to_tensor = detector.encoder.to_batch
     size = detector.model.config.input_size
     inner = slice(int(size * 0.15 / 1.3), int(size * (1 - 0.15 / 1.3)))
     print(f"{'video':<60} {'mass on face':>12} {'hot on face':>12} {'peak on face':>12}")

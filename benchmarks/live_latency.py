@@ -34,34 +34,30 @@ def make_weights(folder: Path) -> Path:
     return save_checkpoint(folder / "xception_lstm.safetensors", model)
 
 
-def warm_up(detector, precision: str) -> None:
+def warm_up(scanner) -> None:
     """One pass of each stage first, so one-off setup costs (allocations, kernel choice) stay out of the figures."""
     import numpy as np
-    import torch
 
-    from fakescope.inference.pipeline import resolve_precision
-
-    dtype = resolve_precision(precision, detector.device)
-    size = detector.model.config.input_size
-    batch = torch.zeros(1, 3, size, size).contiguous(memory_format=torch.channels_last)
-    with torch.inference_mode(), torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
-        for _ in range(2):
-            detector.model.forward_features(batch)
-    detector.face_detector.detect(np.zeros((720, 1280, 3), np.uint8))
+    size = scanner.model.config.input_size
+    for _ in range(2):
+        scanner.encoder.encode([np.zeros((size, size, 3), np.uint8)])
+    scanner.face_detector.detect(np.zeros((720, 1280, 3), np.uint8))
 
 
 def run(args: argparse.Namespace, weights: Path) -> dict:
     import torch
 
-    from fakescope.inference import Detector
-    from fakescope.inference.live import LiveDetector, LiveOptions, banner_text, render_live_frame
+    from fakescope.analysis import Scanner
+    from fakescope.analysis.live import LiveAnalyzer
+    from fakescope.options import LiveOptions
+    from fakescope.outputs.live_view import banner_text, render_live_frame
     from fakescope.video import VideoWriter
 
     torch.set_num_threads(args.threads)
-    detector = Detector.load(weights, device="cpu", allow_untrained=True, precision=args.precision,
-                             detector_max_side=args.detect_size)
-    warm_up(detector, args.precision)
-    live = LiveDetector(detector, str(args.video), LiveOptions(realtime=True, duration_s=args.duration))
+    detector = Scanner.load(weights, device="cpu", allow_untrained=True, precision=args.precision,
+                             detect_size=args.detect_size)
+    warm_up(detector)
+    live = LiveAnalyzer(detector, str(args.video), LiveOptions(realtime=True, duration_s=args.duration))
     live.open()
     writer = None
     render_seconds = 0.0

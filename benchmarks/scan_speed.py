@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/scan_speed.py                 # end-to-end speed, every frame, all outputs
     .venv/bin/python benchmarks/scan_speed.py --memory        # also: peak RSS of the clip vs. the clip looped 10x
+    .venv/bin/python benchmarks/scan_speed.py --compare ../other/src --rounds 2
+                                          # this checkout's src against another's, alternating, each in a fresh process
 
 Without --weights it times the shipped weights (xception_mid_lstm); where a build has none, the design's
 xception_lstm built from the shared ImageNet backbone with an untrained head (timing does not depend on training).
@@ -30,30 +32,43 @@ def make_weights(folder: Path) -> Path:
 
 
 def model_only_fps(weights: Path, precision: str, batch_size: int, repeats: int = 5) -> float:
-    import torch
+    import numpy as np
 
-    from fakescope.inference import Detector
+    from fakescope.analysis import Scanner
 
-    detector = Detector.load(weights, device="cpu", allow_untrained=True, precision=precision)
-    from fakescope.inference.pipeline import resolve_precision
-
-    dtype = resolve_precision(precision, torch.device("cpu"))
-    batch = torch.randn(batch_size, 3, 224, 224).contiguous(memory_format=torch.channels_last)
-    with torch.inference_mode(), torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
-        detector.model.forward_features(batch)
-        start = time.perf_counter()
-        for _ in range(repeats):
-            detector.model.forward_features(batch)
+    scanner = Scanner.load(weights, device="cpu", allow_untrained=True, precision=precision)
+    size = scanner.model.config.input_size
+    crops = [np.random.default_rng(index).integers(0, 256, (size, size, 3), dtype=np.uint8)
+             for index in range(batch_size)]
+    scanner.encoder.encode(crops)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        scanner.encoder.encode(crops)
     return repeats * batch_size / (time.perf_counter() - start)
 
 
-def scan_once(video: Path, weights: Path, out: Path, precision: str, batch_size: int, every: int | None) -> dict:
-    from fakescope.inference import Detector
+def _scan_to_folder(video: Path, weights: Path, out: Path, precision: str, batch_size: int, every: int | None):
+    """A scan with all outputs, through this checkout's API or, for --compare against a checkout from before the
+    layered architecture (issue #12), through that one's ``Detector``."""
     from fakescope.video import FrameSelection
 
-    detector = Detector.load(weights, device="cpu", allow_untrained=True, precision=precision,
-                             batch_size=batch_size, selection=FrameSelection.from_options(every=every))
-    result = detector.scan(video, out_dir=out)
+    selection = FrameSelection.from_options(every=every)
+    try:
+        from fakescope.analysis import Scanner
+        from fakescope.outputs import scan_to_folder
+    except ImportError:
+        from fakescope.inference import Detector  # the code before issue #12
+
+        detector = Detector.load(weights, device="cpu", allow_untrained=True, precision=precision,
+                                 batch_size=batch_size, selection=selection)
+        return detector.scan(video, out_dir=out)
+    scanner = Scanner.load(weights, device="cpu", allow_untrained=True, precision=precision, batch_size=batch_size,
+                           selection=selection)
+    return scan_to_folder(scanner, video, out)
+
+
+def scan_once(video: Path, weights: Path, out: Path, precision: str, batch_size: int, every: int | None) -> dict:
+    result = _scan_to_folder(video, weights, out, precision, batch_size, every)
     if not result.ok:
         raise SystemExit(f"scan failed: {result.reason}")
     return {
@@ -104,7 +119,41 @@ def report(name: str, run: dict) -> None:
     print(f"  peak RSS {run['peak_rss_mb']:.0f} MB")
 
 
+def compare(other_src: Path, rounds: int, args: argparse.Namespace, weights: Path, tmp: Path) -> None:
+    """Scan the clip with this checkout's code and with ``other_src``'s, alternating (ABBA...) so that a machine's
+    changing load falls on both alike; each scan in a fresh process. Prints each run and the medians."""
+    import json
+    import statistics
+    import subprocess
+
+    trees = {"this": REPO / "src", "other": other_src.resolve()}
+    seconds: dict[str, list[float]] = {name: [] for name in trees}
+    analysis: dict[str, list[float]] = {name: [] for name in trees}
+    for number in range(rounds):
+        order = list(trees) if number % 2 == 0 else list(reversed(trees))
+        for name in order:
+            env = {**os.environ, "PYTHONPATH": str(trees[name])}
+            command = [sys.executable, __file__, "--child", str(args.video), str(weights), str(tmp / f"{name}{number}"),
+                       args.precision, str(args.batch_size)]
+            run = json.loads(subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout)
+            seconds[name].append(run["timing"]["seconds"])
+            analysis[name].append(run["timing"]["analysis_seconds"])
+            print(f"round {number + 1} {name:<5} ({trees[name]}): {run['frames']} frames, end to end "
+                  f"{run['timing']['seconds']:.1f} s, analysis {run['timing']['analysis_seconds']:.1f} s", flush=True)
+    for name in trees:
+        frames = run["frames"]
+        median = statistics.median(seconds[name])
+        print(f"{name:<5}: median end to end {median:.1f} s = {frames / median:.2f} frames/s, median analysis "
+              f"{statistics.median(analysis[name]):.1f} s ({trees[name]})")
+
+
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":  # one scan for --compare, its figures as JSON
+        import json
+
+        video, weights, out, precision, batch_size = sys.argv[2:7]
+        print(json.dumps(scan_once(Path(video), Path(weights), Path(out), precision, int(batch_size), None)))
+        return
     from fakescope.weights import default_weights_path
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -115,6 +164,9 @@ def main() -> None:
     parser.add_argument("--memory", action="store_true", help="compare peak RSS: the clip vs. the clip looped 10x")
     parser.add_argument("--memory-every", type=int, default=4,
                         help="analyse every Nth frame in the memory runs (both runs alike), to keep them short")
+    parser.add_argument("--compare", type=Path, metavar="SRC",
+                        help="also time another checkout's src folder against this one's, alternating")
+    parser.add_argument("--rounds", type=int, default=2, help="scans per code tree with --compare")
     args = parser.parse_args()
     if not args.video.is_file():
         sys.exit(f"benchmark video not found: {args.video} (set FAKESCOPE_SHARED)")
@@ -124,6 +176,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         weights = args.weights or default_weights_path() or make_weights(tmp)
+        if args.compare is not None:
+            compare(args.compare, args.rounds, args, weights, tmp)
+            return
         fps = model_only_fps(weights, args.precision, args.batch_size)
         print(f"model alone (CNN, batch {args.batch_size}, precision {args.precision}): {fps:.2f} frames/s")
         run = scan_in_child(args.video, weights, tmp / "scan", args.precision, args.batch_size, None)

@@ -27,8 +27,8 @@ import pytest
 from awkward import corrupt_middle, write_audio, write_video
 from clips import make_clip, make_image
 from fakescope.cli.main import main
-from fakescope.inference import outputs as outputs_module
-from fakescope.inference.results import FaceRecord, FrameRecord
+from fakescope.outputs import tables as outputs_module
+from fakescope.results import FaceRecord, FrameRecord
 from fakescope.names import printable
 from fakescope.video import MediaError, MediaReader, iter_media, probe
 
@@ -102,6 +102,7 @@ def test_out_on_a_read_only_file_system_is_a_usage_error(tiny_weights, small_cli
 # --- 2. truncated images -----------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # CLI scans
 @pytest.mark.parametrize("suffix", [".jpg", ".png"])
 def test_a_truncated_image_is_an_error_without_decoder_noise(tiny_weights, small_clip, tmp_path, capfd, suffix):
     whole = make_image(tmp_path / f"whole{suffix}", size=256).read_bytes()
@@ -138,6 +139,7 @@ def test_a_complete_image_with_repaired_damage_is_scanned_with_a_warning(tmp_pat
 # --- 3. dangling symbolic links and loops in a scanned directory ---------------------------------------------
 
 
+@pytest.mark.slow  # CLI scans beside a good clip
 def test_dangling_links_and_loops_are_reported(tiny_weights, small_clip, tmp_path, capfd):
     folder = tmp_path / "archive"
     folder.mkdir()
@@ -173,6 +175,7 @@ def test_links_to_other_folders_are_followed(tmp_path):
 # --- 4. media recognised by content ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # scans several containers
 def test_gif_heic_mpg_are_scanned_and_audio_is_listed_as_skipped(tiny_weights, tmp_path, capfd):
     folder = tmp_path / "mixed"
     write_video(folder / "anim.gif", "gif", pix_fmt="rgb8", n_frames=4)
@@ -211,6 +214,7 @@ def corrupt_390(tmp_path_factory) -> tuple[Path, Path]:
     return clean, corrupt_middle(clean, folder / "corrupt.mp4", size=4096)
 
 
+@pytest.mark.slow  # decodes damaged videos
 def test_decoding_skips_past_corrupt_data_and_counts_the_frames_lost(corrupt_390):
     _, corrupt = corrupt_390
     with MediaReader(corrupt) as reader:
@@ -222,6 +226,7 @@ def test_decoding_skips_past_corrupt_data_and_counts_the_frames_lost(corrupt_390
     assert any("could not be decoded and were skipped" in warning for warning in reader.warnings)
 
 
+@pytest.mark.slow  # end to end on generated video (a second or more on a loaded machine)
 def test_a_video_with_corrupt_data_gets_a_verdict_with_a_warning(tiny_weights, corrupt_390, tmp_path, capfd):
     clean, corrupt = corrupt_390
     assert scan(tiny_weights, tmp_path / "out", corrupt, extra=("--quiet", "--no-video", "--every", "10")) == 0
@@ -301,6 +306,7 @@ def test_an_unreachable_url_fails_quickly_with_the_reason(tiny_weights, small_cl
     assert_quiet(captured.err)
 
 
+@pytest.mark.slow  # CLI scans beside a good clip
 def test_an_unknown_scheme_is_not_taken_for_a_file(tiny_weights, small_clip, tmp_path, capfd):
     assert scan(tiny_weights, tmp_path / "out", "gopher://example/clip.mp4", small_clip, extra=("--quiet",)) == 1
     assert "unsupported URL scheme 'gopher'" in capfd.readouterr().out
@@ -309,6 +315,7 @@ def test_an_unknown_scheme_is_not_taken_for_a_file(tiny_weights, small_clip, tmp
 # --- 7. names with newlines and other scripts; plots never warn -------------------------------------------
 
 
+@pytest.mark.slow  # CLI scans
 def test_awkward_names_stay_on_one_escaped_line(tiny_weights, tmp_path, capfd):
     folder = tmp_path / "names"
     make_image(folder / "two\nlines.jpg", size=256)
@@ -350,7 +357,7 @@ def test_printable_escapes_only_what_cannot_be_shown():
 
 
 def test_trend_plot_of_a_non_latin_name_does_not_warn(tmp_path):
-    from fakescope.visualization.plots import plot_trend
+    from fakescope.outputs.plots import plot_trend
 
     frames = [FrameRecord(i, i / 25, [FaceRecord(i, i / 25, 0, (10, 10, 50, 50), 0.9, 0.3)]) for i in range(5)]
     with warnings.catch_warnings():
@@ -362,6 +369,7 @@ def test_trend_plot_of_a_non_latin_name_does_not_warn(tmp_path):
 # --- 8. progress off a terminal ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # several CLI scans
 def test_off_a_terminal_progress_is_occasional_lines_and_none_with_quiet(tiny_weights, small_clip, tmp_path, capfd,
                                                                          monkeypatch):
     monkeypatch.setenv("FAKESCOPE_PROGRESS_INTERVAL", "0")  # every update, to see them at all in a short test
@@ -407,6 +415,7 @@ def tiny_tmpfs(tmp_path):
     subprocess.run(["umount", str(target)], check=False)
 
 
+@pytest.mark.slow  # end to end on generated video (a second or more on a loaded machine)
 def test_a_full_disk_fails_the_input_with_the_reason_and_the_others_go_on(tiny_weights, tiny_tmpfs, tmp_path, capfd):
     inputs = tmp_path / "in"
     make_clip(inputs / "a_big.mp4", n_frames=50, size=(1280, 720))  # its annotated video does not fit in 1 MB
@@ -423,6 +432,7 @@ def test_a_full_disk_fails_the_input_with_the_reason_and_the_others_go_on(tiny_w
     assert_quiet(captured.err)
 
 
+@pytest.mark.slow  # the CLI in a subprocess
 def test_output_file_size_limit_is_reported_like_a_full_disk(tiny_weights, tmp_path):
     """RLIMIT_FSIZE makes every write past 600 KB fail (EFBIG) in a real CLI process: the same path as ENOSPC,
     where mounting a small file system is not allowed."""
@@ -447,6 +457,7 @@ def test_output_file_size_limit_is_reported_like_a_full_disk(tiny_weights, tmp_p
     assert_quiet(run.stderr)
 
 
+@pytest.mark.slow  # end to end on generated video (a second or more on a loaded machine)
 def test_an_output_folder_removed_mid_run_fails_that_input_only(tiny_weights, small_clip, tmp_path, capfd,
                                                                monkeypatch):
     original = outputs_module.write_predictions_csv
@@ -458,7 +469,7 @@ def test_an_output_folder_removed_mid_run_fails_that_input_only(tiny_weights, sm
             removed.append(path.parent)
         return original(result, path)
 
-    monkeypatch.setattr("fakescope.inference.detector.write_predictions_csv", remove_then_write)
+    monkeypatch.setattr("fakescope.outputs.saving.write_predictions_csv", remove_then_write)
     second = make_image(tmp_path / "second.jpg", size=200)
     assert scan(tiny_weights, tmp_path / "out", small_clip, second, extra=("--quiet",)) == 1
     by_name = report_by_name(tmp_path / "out")
@@ -469,12 +480,13 @@ def test_an_output_folder_removed_mid_run_fails_that_input_only(tiny_weights, sm
     assert_quiet(capfd.readouterr().err)
 
 
+@pytest.mark.slow  # a CLI scan
 def test_the_run_report_failing_is_reported_without_a_traceback(tiny_weights, small_clip, tmp_path, capfd,
                                                                 monkeypatch):
     def full_disk(results, out_dir):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(outputs_module, "write_report", full_disk)
+    monkeypatch.setattr(outputs_module, "write_run_tables", full_disk)
     assert scan(tiny_weights, tmp_path / "out", small_clip, extra=("--quiet", "--no-video")) == 1
     captured = capfd.readouterr()
     assert "the run report could not be written" in captured.out and "No space left on device" in captured.out
@@ -512,6 +524,7 @@ print(first.output_name.as_posix(), count, peak_after_1000, tracemalloc.get_trac
 """
 
 
+@pytest.mark.slow  # 10,000 files
 def test_discovery_streams_a_directory_of_10000_files_with_flat_memory(tmp_path):
     root = tmp_path / "many"
     jpeg = make_image(tmp_path / "tiny.jpg", size=16).read_bytes()
@@ -541,12 +554,12 @@ def test_names_differing_only_in_case_get_separate_output_folders(tmp_path):
 
 @pytest.mark.parametrize("count", [0, 1, 3])
 def test_report_json_is_written_one_summary_at_a_time_but_reads_the_same(tmp_path, count):
-    from fakescope.inference.results import VERDICTS, ScanResult
+    from fakescope.results import VERDICTS, ScanResult
 
     results = [ScanResult(input=f"clip{i}\n写真.mp4", verdict=("error", "real", "skipped")[i % 3], reason="why",
                           p_fake=None if i % 3 != 1 else 0.25, model={"name": "tiny", "config": {"a": [1, None]}},
                           warnings=["w"]) for i in range(count)]
-    outputs_module.write_report(results, tmp_path)
+    outputs_module.write_run_tables(results, tmp_path)
     expected = {
         "inputs": count, "scanned": sum(r.scanned for r in results), "failed": sum(not r.ok for r in results),
         "skipped": sum(r.verdict == "skipped" for r in results),

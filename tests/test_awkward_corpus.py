@@ -55,6 +55,7 @@ def _check_result(kind: Kind, result: dict) -> None:
         assert result["reason"] and re.search(kind.reason, result["reason"]), result["reason"]
 
 
+@pytest.mark.slow  # 61 kinds, each a scan beside a good video
 @pytest.mark.parametrize("kind", KINDS, ids=[kind.name for kind in KINDS])
 def test_each_kind_beside_a_good_video(kind: Kind, tiny_weights: Path, good_clip: Path, tmp_path: Path, capfd):
     folder = tmp_path / "in"

@@ -201,6 +201,7 @@ def test_self_blend_changes_a_photo_only_inside_the_face(photo_crop) -> None:
         assert mask[hull.astype(bool)].mean() > 0.8, "the mask must cover the face"
 
 
+@pytest.mark.slow  # a feature cache and a training step
 def test_feature_cache_and_training_step_on_photo_clips(tmp_path: Path) -> None:
     from fakescope.data.preprocess import CropRecord
     from fakescope.models import create_model
@@ -243,6 +244,7 @@ def test_feature_cache_and_training_step_on_photo_clips(tmp_path: Path) -> None:
     assert len(scores) == 12 and all(0.0 <= s["p_fake"] <= 1.0 for s in scores.values())
 
 
+@pytest.mark.slow  # caches maps and fine-tunes
 def test_maps_cached_before_the_last_stage_fine_tune_the_stages_after_it(tmp_path: Path) -> None:
     """A cache cut at an earlier backbone stage: scoring runs the remaining stages (and agrees with the whole
     model on the crops), training moves them and nothing before them."""

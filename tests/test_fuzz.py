@@ -24,7 +24,7 @@ from fakescope.data.corpus import CorpusError, read_file_list
 from fakescope.data.datasets import DatasetError, load_dataset
 from fakescope.faces import FaceTracker, crop_face
 from fakescope.faces.crop import crop_geometry, square_crop_box
-from fakescope.faces.detector import Detection
+from fakescope.faces.detection import Detection
 from fakescope.video import FrameSelection, MediaError, MediaInfo, MediaReader, probe
 from fakescope.video.media import classify
 from fuzzing import deterministic, within_budget

@@ -14,10 +14,12 @@ from torch import nn
 from clips import make_clip, make_image
 from fakescope.cli.main import main
 from fakescope.faces import square_crop_box
-from fakescope.inference import Detector, ScanOptions
+from fakescope.analysis import Scanner
+from fakescope.analysis.heatmaps import STORED_CAM_SIZE, TrackGradCam, compute_heatmaps
 from fakescope.models import CheckpointMeta, create_model
+from fakescope.options import AnalysisOptions, OutputOptions
+from fakescope.outputs import scan_to_folder
 from fakescope.video import FrameSelection
-from fakescope.visualization.gradcam import STORED_CAM_SIZE, TrackGradCam, compute_heatmaps
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +72,7 @@ def test_cam_size_can_be_chosen():
     assert cams[:, 10:, 10:].mean() > 0.9 and cams[:, :6, :6].max() < 0.05
 
 
+@pytest.mark.slow  # backward passes of several models
 @pytest.mark.parametrize("overrides", [{}, {"rnn": "gru"}, {"rnn": "gru", "bidirectional": True},
                                        {"bidirectional": True}])
 def test_cam_through_real_tiny_models(overrides):
@@ -109,21 +112,22 @@ def test_hirescam_stays_where_a_face_pooled_model_looks():
 @pytest.fixture(scope="module")
 def heatmap_scan(tiny_weights, face_clip, tmp_path_factory):
     out = tmp_path_factory.mktemp("heatmap_scan")
-    detector = Detector.load(tiny_weights, device="cpu", allow_untrained=True, heatmap=True,
-                             selection=FrameSelection.from_options(every=2))
-    return detector.scan(face_clip, out_dir=out), out
+    detector = Scanner.load(tiny_weights, device="cpu", allow_untrained=True,
+                            selection=FrameSelection.from_options(every=2))
+    return scan_to_folder(detector, face_clip, out, OutputOptions(heatmap=True)), out
 
 
 def test_heatmap_pass_covers_every_analysed_face(tiny_weights, face_clip):
     model = create_model("tiny_lstm").eval()
-    detector = Detector(model, CheckpointMeta(), device="cpu")
+    detector = Scanner(model, CheckpointMeta(), device="cpu")
     result = detector.scan(face_clip)
-    heatmaps = compute_heatmaps(model, face_clip, result.frames, FrameSelection(), 1.3, 5, torch.device("cpu"))
+    heatmaps = compute_heatmaps(detector.encoder, face_clip, result.frames, FrameSelection(), 5)
     assert set(heatmaps) == {(f.frame_index, face.track_id) for f in result.frames for face in f.faces}
     cam = heatmaps[(0, 0)]
     assert cam.shape == (STORED_CAM_SIZE, STORED_CAM_SIZE) and cam.dtype == np.float16
 
 
+@pytest.mark.slow  # end to end on generated video (a second or more on a loaded machine)
 def test_heatmap_video_differs_from_annotated_only_around_the_face(heatmap_scan, face_clip):
     result, out = heatmap_scan
     assert result.outputs["heatmap"] == str(out / "heatmap.mp4")
@@ -153,29 +157,32 @@ def test_heatmap_pngs_of_the_most_fake_frames(heatmap_scan):
     assert crop.shape == (224, 224, 3) and full.shape == (360, 480, 3)
 
 
+@pytest.mark.slow  # end to end on generated video (a second or more on a loaded machine)
 def test_heatmap_for_an_image(tiny_weights, tmp_path):
     image = make_image(tmp_path / "face.png", size=(400, 300))
     stale = tmp_path / "out" / "heatmaps" / "track3_frame40.png"  # left by an earlier scan into the same folder
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"old")
-    detector = Detector.load(tiny_weights, device="cpu", allow_untrained=True, heatmap=True)
-    result = detector.scan(image, out_dir=tmp_path / "out")
+    detector = Scanner.load(tiny_weights, device="cpu", allow_untrained=True)
+    result = scan_to_folder(detector, image, tmp_path / "out", OutputOptions(heatmap=True))
     assert result.outputs["heatmap"] == str(tmp_path / "out" / "heatmap.jpg")
     assert cv2.imread(result.outputs["heatmap"]).shape == (300, 400, 3)
     assert sorted(p.name for p in stale.parent.iterdir()) == ["track0_frame0.png", "track0_frame0_crop.png"]
 
 
+@pytest.mark.slow  # end to end on generated video (a second or more on a loaded machine)
 @pytest.mark.parametrize("overrides", [{"rnn": "gru"}, {"rnn": "gru", "bidirectional": True}])
 def test_heatmap_scan_with_other_rnns(overrides, face_clip, tmp_path):
     torch.manual_seed(0)
-    options = ScanOptions(heatmap=True, selection=FrameSelection.from_options(frames=6))
-    detector = Detector(create_model("tiny_lstm", **overrides), CheckpointMeta(), options, "cpu")
-    result = detector.scan(face_clip, out_dir=tmp_path)
+    analysis = AnalysisOptions(selection=FrameSelection.from_options(frames=6))
+    detector = Scanner(create_model("tiny_lstm", **overrides), CheckpointMeta(), analysis=analysis, device="cpu")
+    result = scan_to_folder(detector, face_clip, tmp_path, OutputOptions(heatmap=True))
     assert result.verdict in ("real", "fake"), result.reason
     assert len(_frames(tmp_path / "heatmap.mp4")) == 12
     assert len(result.outputs["heatmap_frames"]) == 6
 
 
+@pytest.mark.slow  # end to end on generated video (a second or more on a loaded machine)
 def test_cli_heatmap_flag(tiny_weights, face_clip, tmp_path):
     out = tmp_path / "out"
     code = main(["scan", str(face_clip), "--weights", str(tiny_weights), "--allow-untrained", "--out", str(out),
@@ -191,8 +198,9 @@ def test_cli_heatmap_flag(tiny_weights, face_clip, tmp_path):
     assert not (without / "face.mp4" / "heatmaps").exists()
 
 
+@pytest.mark.slow  # end to end on generated video (a second or more on a loaded machine)
 def test_cli_heatmap_method_is_passed_through_and_checked(tiny_weights, face_clip, tmp_path, monkeypatch, capsys):
-    import fakescope.visualization.gradcam as gradcam
+    import fakescope.analysis.heatmaps as gradcam
 
     used = []
     original = gradcam.TrackGradCam.__init__

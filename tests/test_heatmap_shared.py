@@ -17,9 +17,9 @@ import pytest
 import torch
 
 from fakescope.cli.main import main
-from fakescope.inference import Detector
+from fakescope.analysis import Scanner
+from fakescope.analysis.heatmaps import compute_heatmaps
 from fakescope.video import FrameSelection
-from fakescope.visualization.gradcam import compute_heatmaps
 
 pytestmark = [pytest.mark.shared, pytest.mark.slow]
 
@@ -34,10 +34,9 @@ def _face_box_cells(size: int) -> slice:
 
 def test_shipped_model_heatmaps_of_a_fake_lie_on_the_face(fake_video):
     selection = FrameSelection.from_options(frames=8)
-    detector = Detector.load(device="cpu", selection=selection, annotate=False, plot=False, report=False)
+    detector = Scanner.load(device="cpu", selection=selection, margin=CROP_MARGIN)
     result = detector.scan(fake_video)
-    heatmaps = compute_heatmaps(detector.model, fake_video, result.frames, selection, CROP_MARGIN, window=8,
-                                device=torch.device("cpu"))
+    heatmaps = compute_heatmaps(detector.encoder, fake_video, result.frames, selection, window=8)
     assert len(heatmaps) == result.frames_with_faces >= 7
     mass_on_face = mass = hot_on_face = hot_cells = 0.0
     for cam in heatmaps.values():

@@ -16,16 +16,16 @@ import numpy as np
 import pytest
 
 from clips import make_clip, render_frame
-from fakescope.inference import Detector
-from fakescope.inference.live import (
+from fakescope.analysis import Scanner
+from fakescope.analysis.live import (
     MAX_EXTRAPOLATED_FRAMES,
     Analysis,
-    LiveDetector,
+    LiveAnalyzer,
     LiveFace,
     LiveFrame,
-    LiveOptions,
     LiveSourceError,
 )
+from fakescope.options import LiveOptions
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = (320, 240)
@@ -55,14 +55,14 @@ def count_frames(path: Path) -> int:
 
 
 @pytest.fixture
-def detector(tiny_weights: Path) -> Detector:
-    return Detector.load(tiny_weights, device="cpu", allow_untrained=True)
+def detector(tiny_weights: Path) -> Scanner:
+    return Scanner.load(tiny_weights, device="cpu", allow_untrained=True)
 
 
-def run_offline(detector: Detector, source: Path, **options) -> tuple[LiveDetector, list[Analysis]]:
+def run_offline(detector: Scanner, source: Path, **options) -> tuple[LiveAnalyzer, list[Analysis]]:
     """Every frame analysed in order, as fast as it decodes: deterministic."""
     analyses: list[Analysis] = []
-    live = LiveDetector(detector, str(source), LiveOptions(drop=False, realtime=False, **options),
+    live = LiveAnalyzer(detector, str(source), LiveOptions(drop=False, realtime=False, **options),
                         on_analysis=analyses.append)
     for _ in live:
         pass
@@ -73,7 +73,8 @@ def predictions(analyses: list[Analysis]) -> dict[tuple[int, int], float]:
     return {(a.frame_index, face.track_id): face.p_fake for a in analyses for face in a.faces}
 
 
-def test_offline_live_matches_scan_windows(detector: Detector, tmp_path: Path) -> None:
+@pytest.mark.slow  # a live run and a scan of the same clip
+def test_offline_live_matches_scan_windows(detector: Scanner, tmp_path: Path) -> None:
     clip = make_clip(tmp_path / "clip.mp4", n_frames=20, size=SIZE)
     _, analyses = run_offline(detector, clip)
     window = detector.model.config.window
@@ -87,7 +88,8 @@ def test_offline_live_matches_scan_windows(detector: Detector, tmp_path: Path) -
         assert live[key] == pytest.approx(value, abs=1e-4), key
 
 
-def test_prediction_for_a_frame_ignores_later_frames(detector: Detector, tmp_path: Path) -> None:
+@pytest.mark.slow  # live runs paced in real time
+def test_prediction_for_a_frame_ignores_later_frames(detector: Scanner, tmp_path: Path) -> None:
     cut, total = 12, 24
     common = [render_frame(i, total, SIZE) for i in range(cut + 1)]
     first = write_frames(tmp_path / "a.avi", common + [render_frame(i, total, SIZE) for i in range(cut + 1, total)])
@@ -102,7 +104,8 @@ def test_prediction_for_a_frame_ignores_later_frames(detector: Detector, tmp_pat
     assert any(a.get(key) != b.get(key) for key in set(a) | set(b) if key[0] > cut)
 
 
-def test_smoothing_is_an_exponential_moving_average(detector: Detector, tmp_path: Path) -> None:
+@pytest.mark.slow  # several live runs
+def test_smoothing_is_an_exponential_moving_average(detector: Scanner, tmp_path: Path) -> None:
     clip = make_clip(tmp_path / "clip.mp4", n_frames=12, size=SIZE)
     faces = [a.faces[0] for a in run_offline(detector, clip, smooth=0.5)[1]]
     raw = [face.p_fake for face in faces]
@@ -117,7 +120,8 @@ def test_smoothing_is_an_exponential_moving_average(detector: Detector, tmp_path
     assert all(face.p_smooth == face.p_fake for a in unsmoothed for face in a.faces)
 
 
-def test_a_track_that_ends_drops_its_state(detector: Detector, tmp_path: Path) -> None:
+@pytest.mark.slow  # a long generated clip
+def test_a_track_that_ends_drops_its_state(detector: Scanner, tmp_path: Path) -> None:
     frames = ([render_frame(i, 30, SIZE) for i in range(6)] + [render_frame(i, 30, SIZE, face=False) for i in range(8)]
               + [render_frame(i, 30, SIZE) for i in range(6)])
     live, analyses = run_offline(detector, write_frames(tmp_path / "gap.avi", frames))
@@ -127,7 +131,8 @@ def test_a_track_that_ends_drops_its_state(detector: Detector, tmp_path: Path) -
     assert 0 not in live._tracks
 
 
-def test_slow_model_drops_frames_and_keeps_latency_bounded(detector: Detector, tmp_path: Path) -> None:
+@pytest.mark.slow  # a live run paced in real time
+def test_slow_model_drops_frames_and_keeps_latency_bounded(detector: Scanner, tmp_path: Path) -> None:
     clip = make_clip(tmp_path / "clip.mp4", n_frames=50, size=SIZE, fps=25.0)
     forward_features = detector.model.forward_features
 
@@ -137,7 +142,7 @@ def test_slow_model_drops_frames_and_keeps_latency_bounded(detector: Detector, t
 
     detector.model.forward_features = slow_forward_features
     analyses: list[Analysis] = []
-    live = LiveDetector(detector, str(clip), LiveOptions(realtime=True), on_analysis=analyses.append)
+    live = LiveAnalyzer(detector, str(clip), LiveOptions(realtime=True), on_analysis=analyses.append)
     frames = list(live)
 
     assert [frame.index for frame in frames] == list(range(50))
@@ -169,7 +174,8 @@ def test_boxes_between_analyses_follow_the_face_motion() -> None:
     assert shown_at(far + 20) == shown_at(far)
 
 
-def test_track_velocity_is_measured_in_pixels_per_source_frame(detector: Detector, tmp_path: Path) -> None:
+@pytest.mark.slow  # a long generated clip
+def test_track_velocity_is_measured_in_pixels_per_source_frame(detector: Scanner, tmp_path: Path) -> None:
     base = render_frame(0, 10, SIZE)
     frames = [np.roll(base, 3 * i, axis=1) for i in range(10)]  # the whole picture moves 3 px right per frame
     _, analyses = run_offline(detector, write_frames(tmp_path / "pan.avi", frames))
@@ -204,9 +210,9 @@ class FakeStream:
         self.left = 0
 
 
-def test_dying_stream_is_retried_with_backoff_then_ends(detector: Detector) -> None:
+def test_dying_stream_is_retried_with_backoff_then_ends(detector: Scanner) -> None:
     stream = FakeStream([4, 3])
-    live = LiveDetector(detector, stream, LiveOptions(retries=2, retry_delay_s=0.05))
+    live = LiveAnalyzer(detector, stream, LiveOptions(retries=2, retry_delay_s=0.05))
     started = time.perf_counter()
     frames = list(live)
     assert len(frames) == 7
@@ -265,6 +271,7 @@ def test_max_frames_stops_early(tiny_weights: Path, tmp_path: Path) -> None:
     assert count_frames(out) == 7
 
 
+@pytest.mark.slow  # a live run paced in real time
 def test_duration_stops_a_realtime_source(tiny_weights: Path, tmp_path: Path) -> None:
     clip = make_clip(tmp_path / "clip.mp4", n_frames=50, size=SIZE, fps=25.0)
     out = tmp_path / "live.mp4"
@@ -322,6 +329,7 @@ def dying_http_stream(tmp_path: Path):
     server.server_close()
 
 
+@pytest.mark.slow  # reconnections with back-off
 def test_stream_dying_midway_is_retried_then_ends_with_the_file_finished(
     tiny_weights: Path, tmp_path: Path, capsys, dying_http_stream
 ) -> None:
@@ -350,6 +358,7 @@ def test_without_a_display_it_says_to_use_no_display(tiny_weights: Path, tmp_pat
     assert "--no-display" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # a live run in a subprocess, interrupted
 def test_ctrl_c_finishes_the_output_file(tiny_weights: Path, tmp_path: Path) -> None:
     clip = make_clip(tmp_path / "clip.mp4", n_frames=150, size=SIZE)
     out = tmp_path / "live.mp4"

@@ -9,7 +9,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from fakescope.models.temporal_detector import FaceRegionPool
+from fakescope.models.temporal_model import FaceRegionPool
 from fakescope.models import (
     BackboneWeightsError,
     CheckpointError,
@@ -34,6 +34,7 @@ def test_registry_lists_design_variants_and_rejects_unknown():
         create_model("nope")
 
 
+@pytest.mark.slow  # builds the full Xception
 def test_xception_lstm_follows_the_design():
     model = create_model("xception_lstm")
     convs = [m for m in model.convs.modules() if isinstance(m, nn.Conv2d)]
@@ -58,6 +59,7 @@ def test_rnn_type_direction_and_size_are_configuration(tiny):
         create_model("tiny_lstm", rnn="transformer")
 
 
+@pytest.mark.slow  # forward passes of every registered model
 def test_forward_equals_staged_forward(tiny):
     clips = torch.randn(2, 5, 3, 64, 64)
     with torch.no_grad():
@@ -67,6 +69,7 @@ def test_forward_equals_staged_forward(tiny):
     assert torch.allclose(whole, staged, atol=1e-5)
 
 
+@pytest.mark.slow  # forward passes of a full model
 def test_predict_track_runs_independent_windows(tiny):
     features = torch.randn(20, tiny.feature_dim)
     p_fake = tiny.predict_track(features, window=8)
@@ -82,6 +85,7 @@ def test_predict_track_runs_independent_windows(tiny):
     assert not torch.allclose(tiny.predict_track(changed, window=8)[:8], p_fake[:8])
 
 
+@pytest.mark.slow  # checkpoints of a full model
 def test_checkpoint_round_trip_keeps_outputs_and_config(tiny, tmp_path):
     path = save_checkpoint(tmp_path / "tiny.safetensors", tiny,
                            CheckpointMeta(trained=True, threshold=0.42, info={"epochs": 3}))
@@ -95,6 +99,7 @@ def test_checkpoint_round_trip_keeps_outputs_and_config(tiny, tmp_path):
         assert torch.allclose(tiny(clips), loaded(clips), atol=1e-6)
 
 
+@pytest.mark.slow  # checkpoints of a full model
 def test_half_precision_checkpoint_loads_as_fp32(tiny, tmp_path):
     path = save_checkpoint(tmp_path / "half.safetensors", tiny, half=True)
     with safe_open(str(path), framework="pt") as handle:
@@ -175,6 +180,7 @@ def test_streaming_one_frame_at_a_time_matches_the_whole_window(tiny):
         create_model("tiny_lstm", bidirectional=True).eval().stream_step(features[:1])
 
 
+@pytest.mark.slow  # two Xception backbones
 def test_backbone_cut_after_a_stage_equals_the_whole_backbone_up_to_it(tiny, tmp_path):
     import timm
 
@@ -197,6 +203,7 @@ def test_backbone_cut_after_a_stage_equals_the_whole_backbone_up_to_it(tiny, tmp
         create_backbone("test_resnet", stage="block99")
 
 
+@pytest.mark.slow  # a cut Xception through a checkpoint
 def test_model_on_a_cut_backbone_round_trips_through_a_checkpoint(tmp_path):
     torch.manual_seed(4)
     model = create_model("tiny_lstm", backbone_stage="layer3").eval()
@@ -210,6 +217,7 @@ def test_model_on_a_cut_backbone_round_trips_through_a_checkpoint(tmp_path):
     assert loaded.config.backbone_stage == "layer3"
 
 
+@pytest.mark.slow  # builds the full Xception
 def test_xception_mid_lstm_is_the_design_on_the_middle_flow():
     model = create_model("xception_mid_lstm")
     assert model.backbone.num_features == 728 and model.backbone.stage == "block8"
@@ -232,6 +240,7 @@ def test_face_pool_covers_the_face_box_centre_and_leaves_the_corners_out():
     assert FaceRegionPool.mask(1, 1).sum() == 1  # a 1x1 map still pools something
 
 
+@pytest.mark.slow  # several forward passes of a cut Xception
 def test_face_pooled_model_ignores_what_lies_outside_the_face(tmp_path):
     torch.manual_seed(5)
     # A cut backbone keeps a fine map (32x32 at 128 px), so the crop's corners lie beyond the receptive field of

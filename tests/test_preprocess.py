@@ -174,6 +174,7 @@ def test_videos_that_would_share_a_cache_name_are_refused(tmp_path: Path) -> Non
     assert report.videos == 1 and report.counts["ok"] == 1
 
 
+@pytest.mark.slow  # spawns worker processes
 def test_two_workers_give_the_same_index_as_one(tmp_path: Path) -> None:
     items = [
         item_for(make_clip(tmp_path / "in" / f"{name}.mp4", n_frames=4, size=(320, 240), seed=seed))

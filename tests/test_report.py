@@ -12,9 +12,12 @@ import pytest
 
 from clips import make_bad_inputs, make_clip
 from fakescope.cli.main import main
-from fakescope.inference import Detector, ScanResult
+from fakescope.analysis import Scanner
+from fakescope.options import OutputOptions
+from fakescope.outputs import scan_to_folder
+from fakescope.outputs.html_pages import render_input_page, write_run_index
+from fakescope.results import ScanResult
 from fakescope.video import FrameSelection
-from fakescope.visualization.report_html import render_input_report, write_index
 
 
 class _Collector(HTMLParser):
@@ -69,9 +72,9 @@ def face_clip(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("heatmap", [False, True])
 def test_input_report_is_self_contained_and_complete(tiny_weights, face_clip, tmp_path, heatmap):
-    detector = Detector.load(tiny_weights, device="cpu", allow_untrained=True, heatmap=heatmap,
-                             selection=FrameSelection.from_options(every=2))
-    result = detector.scan(face_clip, out_dir=tmp_path)
+    detector = Scanner.load(tiny_weights, device="cpu", allow_untrained=True,
+                            selection=FrameSelection.from_options(every=2))
+    result = scan_to_folder(detector, face_clip, tmp_path, OutputOptions(heatmap=heatmap))
     path = tmp_path / "report.html"
     assert result.outputs["report"] == str(path)
     html = path.read_text(encoding="utf-8")
@@ -95,19 +98,21 @@ def test_input_report_is_self_contained_and_complete(tiny_weights, face_clip, tm
 def test_report_escapes_text(tmp_path):
     result = ScanResult(input="<script>alert(1)</script>.mp4", verdict="error", reason="bad & <b>broken</b>",
                         warnings=["<img src=x onerror=alert(1)>"], model={"name": "<i>m</i>"})
-    html = render_input_report(result, folder=tmp_path)
+    html = render_input_page(result, folder=tmp_path)
     parser = _parse(html)
     assert not any(tag in ("script", "img", "i") for tag, _ in parser.tags)
     text = " ".join(parser.text)
     assert "<script>alert(1)</script>.mp4" in text and "bad & <b>broken</b>" in text and "<i>m</i>" in text
 
 
+@pytest.mark.slow  # end to end on generated video (a second or more on a loaded machine)
 def test_no_report_option_skips_it(tiny_weights, face_clip, tmp_path):
-    detector = Detector.load(tiny_weights, device="cpu", allow_untrained=True, report=False, annotate=False)
-    result = detector.scan(face_clip, out_dir=tmp_path)
+    detector = Scanner.load(tiny_weights, device="cpu", allow_untrained=True)
+    result = scan_to_folder(detector, face_clip, tmp_path, OutputOptions(report=False, annotate=False))
     assert "report" not in result.outputs and not (tmp_path / "report.html").exists()
 
 
+@pytest.mark.slow  # a directory of inputs through the CLI
 def test_index_lists_every_input_with_its_report(tiny_weights, face_clip, tmp_path):
     inputs = tmp_path / "inputs"
     bad = make_bad_inputs(inputs / "bad")
@@ -132,7 +137,7 @@ def test_index_lists_every_input_with_its_report(tiny_weights, face_clip, tmp_pa
 def test_index_without_results_dir(tmp_path):
     results = [ScanResult(input="a.mp4", verdict="fake", p_fake=0.91),
                ScanResult(input="b.mp4", verdict="error", reason="not a readable video")]
-    parser = _parse(write_index(results, tmp_path).read_text(encoding="utf-8"))
+    parser = _parse(write_run_index(results, tmp_path).read_text(encoding="utf-8"))
     text = " ".join(parser.text)
     assert "a.mp4" in text and "0.910" in text and "not a readable video" in text
     assert not any(tag == "a" for tag, _ in parser.tags)  # no report written, so nothing to link

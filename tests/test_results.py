@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from fakescope.inference.results import (
+from fakescope.results import (
     FaceRecord,
     FrameRecord,
     aggregate,

@@ -17,8 +17,10 @@ import torch
 from clips import face_image, make_bad_inputs, make_clip, make_image
 from fakescope.cli.main import main
 from fakescope.faces import create_face_detector
-from fakescope.inference import Detector, FrameAnalyzer, ScanOptions, StageTimer, WeightsError
-from fakescope.inference import detector as detector_module
+from fakescope.analysis import FaceEncoder, FrameAnalyzer, Scanner, WeightsError
+from fakescope.analysis import scanner as scanner_module
+from fakescope.outputs import scan_to_folder
+from fakescope.timing import StageTimer
 from fakescope.models import create_model
 from fakescope.video import Frame, FrameSelection, MediaReader
 
@@ -29,8 +31,8 @@ def face_clip(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def detector(tiny_weights) -> Detector:
-    return Detector.load(tiny_weights, device="cpu", allow_untrained=True)
+def detector(tiny_weights) -> Scanner:
+    return Scanner.load(tiny_weights, device="cpu", allow_untrained=True)
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
@@ -45,17 +47,17 @@ def _count_frames(path: Path) -> int:
 
 def test_untrained_weights_are_refused_without_the_flag(tiny_weights):
     with pytest.raises(WeightsError, match="untrained"):
-        Detector.load(tiny_weights)
+        Scanner.load(tiny_weights)
 
 
 def test_without_shipped_weights_the_detector_says_so(monkeypatch):
-    monkeypatch.setattr(detector_module, "default_weights_path", lambda: None)
+    monkeypatch.setattr(scanner_module, "default_weights_path", lambda: None)
     with pytest.raises(WeightsError, match="no trained weights"):
-        Detector.load()
+        Scanner.load()
 
 
 def test_scan_writes_every_output_consistently(detector, face_clip, tmp_path):
-    result = detector.scan(face_clip, out_dir=tmp_path)
+    result = scan_to_folder(detector, face_clip, tmp_path)
     assert result.verdict in ("real", "fake") and result.reason is None
     assert result.frames_analysed == 30 and result.frames_with_faces == 30
     rows = _read_csv(tmp_path / "predictions.csv")
@@ -77,10 +79,11 @@ def test_scan_writes_every_output_consistently(detector, face_clip, tmp_path):
     assert trend is not None and trend.shape[1] > 600
 
 
+@pytest.mark.slow  # scans and renders several clips
 def test_annotated_video_draws_coloured_boxes_on_the_face(tiny_weights, face_clip, tmp_path):
     for threshold, colour in ((0.0, "red"), (1.0, "green")):
-        detector = Detector.load(tiny_weights, device="cpu", allow_untrained=True, threshold=threshold)
-        result = detector.scan(face_clip, out_dir=tmp_path / colour)
+        detector = Scanner.load(tiny_weights, device="cpu", allow_untrained=True, threshold=threshold)
+        result = scan_to_folder(detector, face_clip, tmp_path / colour)
         first = next(iter(MediaReader(tmp_path / colour / "annotated.mp4"))).image
         x1, y1, x2, y2 = (int(v) for v in result.frames[0].faces[0].box)
         y2 = int(round(result.frames[0].faces[0].box[3]))
@@ -101,21 +104,22 @@ def test_annotated_video_draws_coloured_boxes_on_the_face(tiny_weights, face_cli
     ],
 )
 def test_frame_selection_decides_which_frames_are_analysed(tiny_weights, face_clip, tmp_path, selection, expected):
-    detector = Detector.load(tiny_weights, device="cpu", allow_untrained=True, selection=selection)
-    result = detector.scan(face_clip, out_dir=tmp_path)
+    detector = Scanner.load(tiny_weights, device="cpu", allow_untrained=True, selection=selection)
+    result = scan_to_folder(detector, face_clip, tmp_path)
     assert [frame.frame_index for frame in result.frames] == expected
     assert _count_frames(tmp_path / "annotated.mp4") == 30  # the annotated video keeps every frame
 
 
 def test_a_clip_without_faces_is_reported_not_dropped(detector, tmp_path):
     clip = make_clip(tmp_path / "shapes.mp4", n_frames=12, size=(320, 240), face=False)
-    result = detector.scan(clip, out_dir=tmp_path / "out")
+    result = scan_to_folder(detector, clip, tmp_path / "out")
     assert result.verdict == "no_face" and result.p_fake is None
     assert "no face found in 12 analysed frames" in result.reason
     rows = _read_csv(tmp_path / "out" / "predictions.csv")
     assert len(rows) == 12 and {r["label"] for r in rows} == {"no_face"}
 
 
+@pytest.mark.slow  # end to end on a generated clip of several faces
 def test_every_face_in_a_frame_gets_its_own_track(detector, tmp_path):
     face = cv2.resize(face_image(), (220, 220))
     path = tmp_path / "two.mp4"
@@ -135,16 +139,18 @@ def test_every_face_in_a_frame_gets_its_own_track(detector, tmp_path):
 
 def test_images_are_scanned_as_one_frame(detector, tmp_path):
     image = make_image(tmp_path / "face.webp", size=(400, 300))
-    result = detector.scan(image, out_dir=tmp_path / "out")
+    result = scan_to_folder(detector, image, tmp_path / "out")
     assert result.kind == "image" and result.frames_analysed == 1 and result.frames_with_faces == 1
     annotated = cv2.imread(str(tmp_path / "out" / "annotated.jpg"))
     assert annotated.shape == (300, 400, 3)
 
 
+@pytest.mark.slow  # a whole clip through the analysis loop
 def test_analysis_keeps_no_frames_alive(tiny_weights, face_clip):
     """Frames are dropped as soon as they are analysed: memory does not grow with the video's length."""
     model = create_model("tiny_lstm").eval()
-    analyzer = FrameAnalyzer(model, create_face_detector("yunet"), ScanOptions(batch_size=4), torch.device("cpu"))
+    encoder = FaceEncoder(model, torch.device("cpu"), margin=1.3, precision="auto")
+    analyzer = FrameAnalyzer(encoder, create_face_detector("yunet"), window=model.config.window, batch_size=4)
     alive: weakref.WeakSet = weakref.WeakSet()
     peak = 0
 
@@ -161,16 +167,18 @@ def test_analysis_keeps_no_frames_alive(tiny_weights, face_clip):
     assert len(records) == 30 and peak <= 2
 
 
+@pytest.mark.slow  # two scans
 def test_predictions_do_not_depend_on_what_follows_the_window(tiny_weights, tmp_path):
     """Windows are independent: the first window's scores are the same in a short and a long clip."""
     short = make_clip(tmp_path / "short.mp4", n_frames=8, size=(480, 360), seed=3)
     long = make_clip(tmp_path / "long.mp4", n_frames=20, size=(480, 360), seed=3)
-    detector = Detector.load(tiny_weights, device="cpu", allow_untrained=True, window=8)
+    detector = Scanner.load(tiny_weights, device="cpu", allow_untrained=True, window=8)
     first = [f.faces[0].p_fake for f in detector.scan(short).frames]
     longer = [f.faces[0].p_fake for f in detector.scan(long).frames[:8]]
     assert first == pytest.approx(longer, abs=1e-5)
 
 
+@pytest.mark.slow  # a directory of clips and bad inputs through the CLI
 def test_cli_scans_directories_and_reports_bad_inputs(tiny_weights, face_clip, tmp_path, capsys):
     inputs = tmp_path / "inputs"
     bad = make_bad_inputs(inputs / "bad")
@@ -234,6 +242,7 @@ def test_cli_without_usable_weights_says_so_and_exits_2(tiny_weights, face_clip,
     assert not (tmp_path / "face.mp4").exists()
 
 
+@pytest.mark.slow  # runs the console script in subprocesses
 def test_console_script_shows_help_and_never_a_traceback(tiny_weights, tmp_path):
     script = Path(sys.executable).with_name("fakescope")
     help_text = subprocess.run([str(script), "scan", "--help"], capture_output=True, text=True, check=True).stdout

@@ -9,9 +9,11 @@ import av
 import pytest
 
 from fakescope.cli.main import main
-from fakescope.inference import Detector
+from fakescope.analysis import Scanner
 from fakescope.models import create_model, save_checkpoint
 from fakescope.video import FrameSelection
+
+pytestmark = pytest.mark.slow  # whole FaceForensics++ videos scanned with every output
 
 
 def _labels(ffpp_dir: Path) -> dict[str, dict[str, str]]:
@@ -43,7 +45,7 @@ def test_design_model_with_the_shared_imagenet_backbone_scans(real_video, backbo
     model = create_model("xception_lstm", backbone_weights=backbone_weights)
     weights = save_checkpoint(tmp_path / "xception.safetensors", model, half=True)
     assert weights.stat().st_size < 60 * 1024 * 1024
-    detector = Detector.load(weights, device="cpu", allow_untrained=True,
+    detector = Scanner.load(weights, device="cpu", allow_untrained=True,
                              selection=FrameSelection.from_options(frames=8))
     result = detector.scan(real_video)
     assert result.frames_analysed == 8 and result.frames_with_faces == 8

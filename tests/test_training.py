@@ -14,8 +14,10 @@ import pytest
 import yaml
 
 from clips import render_frame
-from fakescope.inference import Detector
+from fakescope.analysis import Scanner
 from fakescope.training import TrainConfig, train
+
+pytestmark = pytest.mark.slow  # Lightning fits (one with two DDP processes): tens of seconds each
 
 
 def _write_clip(path: Path, seed: int, manipulated: bool, n_frames: int = 10, size=(320, 240)) -> Path:
@@ -88,7 +90,7 @@ def test_tiny_training_loss_falls_and_the_export_scans(manifest, tmp_path):
     assert result.exported is not None and result.exported.is_file()
     assert result.best_val_auc is not None and 0.0 <= result.threshold <= 1.0
     assert list((out / "tensorboard").rglob("events.out.tfevents.*")), "TensorBoard logs"
-    detector = Detector.load(result.exported, device="cpu")  # trained: no --allow-untrained needed
+    detector = Scanner.load(result.exported, device="cpu")  # trained: no --allow-untrained needed
     assert detector.meta.trained and detector.threshold == pytest.approx(result.threshold)
     assert detector.meta.info["train_config"]["model"]["name"] == "tiny_lstm"
     scan = detector.scan(manifest.parent / "fake_5.mp4")
@@ -118,7 +120,7 @@ def test_two_processes_train_together_with_ddp(manifest, tmp_path):
     run = subprocess.run([str(script), "train", "--config", str(path), "--quiet"], capture_output=True, text=True,
                          env=env, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
-    detector = Detector.load(out / "model.safetensors", device="cpu")
+    detector = Scanner.load(out / "model.safetensors", device="cpu")
     assert detector.meta.info["world_size"] == 2
 
 
@@ -153,7 +155,7 @@ def test_training_without_validation_needs_and_stores_a_fixed_threshold(manifest
     with pytest.raises(ValueError, match="fixed threshold"):
         train(config(), progress=False)
     result = train(config(threshold=0.42), progress=False)
-    detector = Detector.load(result.exported, device="cpu")
+    detector = Scanner.load(result.exported, device="cpu")
     assert detector.threshold == pytest.approx(0.42)
     assert detector.meta.info["validation"]["videos"] == 0
     assert not list((tmp_path / "all").glob("checkpoints/best-*"))

@@ -218,6 +218,7 @@ def test_video_rotation_metadata_is_applied(tmp_path: Path, rotation: int, uprig
         assert np.abs(rotated_frame.astype(int) - wrong).mean() > 20
 
 
+@pytest.mark.slow  # decodes a real clip
 def test_real_clip_matches_labels(real_video: Path, ffpp_dir: Path) -> None:
     with open(ffpp_dir / "labels.csv", newline="") as labels:
         row = next(r for r in csv.DictReader(labels) if r["path"] == "original_sequences/youtube/c23/videos/469.mp4")

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from fakescope.inference import Detector, WeightsError
-from fakescope.inference import detector as detector_module
+from fakescope.analysis import Scanner, WeightsError
+from fakescope.analysis import scanner as scanner_module
+from fakescope.outputs import scan_to_folder
 from fakescope.models import CheckpointMeta, create_model, read_checkpoint_header, save_checkpoint
 from fakescope.weights import (
     DEFAULT_WEIGHTS_NAME,
@@ -67,15 +68,15 @@ def test_truncated_weights_and_missing_record_are_refused(packaged: Path) -> Non
 
 
 def test_detector_load_uses_verified_default_weights(packaged: Path, monkeypatch) -> None:
-    monkeypatch.setattr(detector_module, "default_weights_path", lambda: packaged / DEFAULT_WEIGHTS_NAME)
-    detector = Detector.load(device="cpu")
+    monkeypatch.setattr(scanner_module, "default_weights_path", lambda: packaged / DEFAULT_WEIGHTS_NAME)
+    detector = Scanner.load(device="cpu")
     assert detector.threshold == pytest.approx(0.37)
     assert detector.meta.sha256 == read_record(packaged)["sha256"]
     record = json.loads((packaged / RECORD_NAME).read_text())
     record["sha256"] = "0" * 64
     (packaged / RECORD_NAME).write_text(json.dumps(record))
     with pytest.raises(WeightsError, match="altered"):
-        Detector.load(device="cpu")
+        Scanner.load(device="cpu")
 
 
 def test_untrained_checkpoint_cannot_be_packaged(tiny_weights: Path, tmp_path: Path) -> None:
@@ -107,10 +108,12 @@ def test_shipped_weights_are_one_small_verified_file_of_the_design_model() -> No
 def test_shipped_weights_put_a_real_and_a_fake_shared_video_on_the_right_side(real_video, fake_video, tmp_path):
     from fakescope.video import FrameSelection
 
-    detector = Detector.load(device="cpu", selection=FrameSelection.from_options(frames=32),
-                             annotate=False, plot=False, report=False)
-    real = detector.scan(real_video, out_dir=tmp_path / "real")
-    fake = detector.scan(fake_video, out_dir=tmp_path / "fake")
+    from fakescope.options import OutputOptions
+
+    detector = Scanner.load(device="cpu", selection=FrameSelection.from_options(frames=32))
+    only_tables = OutputOptions(annotate=False, plot=False, report=False)
+    real = scan_to_folder(detector, real_video, tmp_path / "real", only_tables)
+    fake = scan_to_folder(detector, fake_video, tmp_path / "fake", only_tables)
     assert real.p_fake is not None and fake.p_fake is not None
     assert real.p_fake < detector.threshold <= fake.p_fake, (real.p_fake, fake.p_fake, detector.threshold)
     assert (real.verdict, fake.verdict) == ("real", "fake")

@@ -45,7 +45,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 def run_build(args: argparse.Namespace) -> int:
     from ..data.corpus import CorpusError, build_corpus
-    from .main import EXIT_FAILED, EXIT_OK, UsageError
+    from .exit_codes import EXIT_FAILED, EXIT_OK, UsageError
 
     datasets = [name.strip() for name in args.datasets.split(",") if name.strip()] if args.datasets else None
     try:

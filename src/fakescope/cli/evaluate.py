@@ -6,7 +6,15 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .arguments import add_model_options, positive_int, probability
+from ..options import AnalysisOptions
+from ..video import FrameSelection
+from .arguments import add_model_options, positive_int
+from .exit_codes import EXIT_FAILED, EXIT_OK, UsageError
+from .option_fields import add_options, options_from_args
+
+EVALUATION_OPTIONS = AnalysisOptions(selection=FrameSelection("count", 32))
+"""Evaluation's defaults: 32 evenly spaced frames per video."""
+EVALUATION_FIELDS = ("precision", "batch_size", "selection", "threshold")
 
 
 if TYPE_CHECKING:
@@ -48,14 +56,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--limit", type=positive_int, metavar="N",
                         help="evaluate at most N videos: reals and fakes alternately, drawn in turn from each dataset "
                              "and method so that every one stays represented")
-    frames = parser.add_argument_group("frame selection (default: 32 evenly spaced frames per video)")
-    choice = frames.add_mutually_exclusive_group()
-    choice.add_argument("--frames", type=positive_int, metavar="N", help="analyse N evenly spaced frames")
-    choice.add_argument("--every", type=positive_int, metavar="N", help="analyse every Nth frame")
-    model = add_model_options(parser, weights_help="checkpoint (.safetensors) to evaluate (default: the weights shipped with fakescope)")
-    model.add_argument("--threshold", type=probability,
-                       help="p_fake at or above which a face or video is called fake (default: the checkpoint's)")
-    model.add_argument("--batch-size", type=positive_int, default=8, help="face crops per CNN batch (default: 8)")
+    groups = {"model": add_model_options(parser, weights_help="checkpoint (.safetensors) to evaluate (default: the "
+                                                              "weights shipped with fakescope)")}
+    add_options(parser, AnalysisOptions, groups, defaults=EVALUATION_OPTIONS, only=EVALUATION_FIELDS)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=run)
 
@@ -88,10 +91,8 @@ def run(args: argparse.Namespace) -> int:
     from ..data import load_dataset
     from ..data.items import DatasetSpec
     from ..evaluation import evaluate_videos
-    from ..inference import Detector, ScanOptions, WeightsError
+    from ..analysis import Scanner, WeightsError
     from ..models import CheckpointError
-    from ..video import FrameSelection
-    from .main import EXIT_FAILED, EXIT_OK, UsageError
 
     try:
         specs = [DatasetSpec.parse(text) for text in args.data]
@@ -112,12 +113,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("the datasets hold no videos")
     items = limit_items(items, args.limit)
 
-    selection = FrameSelection.from_options(every=args.every, frames=None if args.every else (args.frames or 32))
-    options = ScanOptions(selection=selection, threshold=args.threshold, batch_size=args.batch_size,
-                          precision=args.precision, annotate=False, plot=False)
+    analysis = options_from_args(AnalysisOptions, args, defaults=EVALUATION_OPTIONS, only=EVALUATION_FIELDS)
+    selection = analysis.selection
     try:
-        detector = Detector.load(args.weights, device=args.device, allow_untrained=args.allow_untrained,
-                                 options=options)
+        detector = Scanner.load(args.weights, device=args.device, allow_untrained=args.allow_untrained,
+                                analysis=analysis)
     except (WeightsError, CheckpointError, ValueError, FileNotFoundError) as error:
         raise UsageError(str(error)) from error
     if not detector.meta.trained:
@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         "limit": args.limit,
         "videos": len(items),
         "frame_selection": selection.describe(),
-        "aggregation": detector.options.aggregation,
+        "aggregation": detector.analysis.aggregation,
         "threshold": detector.threshold,
         "threshold_source": "--threshold" if args.threshold is not None else "checkpoint",
         "device": str(detector.device),

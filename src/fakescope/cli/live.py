@@ -7,7 +7,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from .arguments import add_model_options, positive_float, positive_int, probability
+from ..options import LIVE_FACE_OPTIONS, AnalysisOptions, FaceOptions, LiveOptions
+from .arguments import add_model_options, positive_int
+from .exit_codes import EXIT_FAILED, EXIT_OK, UsageError
+from .option_fields import add_options, options_from_args
 
 if TYPE_CHECKING:
     import numpy as np
@@ -26,6 +29,11 @@ Press q in the window or Ctrl-C to stop; the output file is finished either way.
 Exit status: 0 when the source ended or the run was stopped, 1 when the source could not be opened,
 2 for a usage error (including missing or untrained weights).
 """
+
+
+LIVE_ANALYSIS_FIELDS = ("precision", "window", "threshold")
+"""The analysis options live takes (it scores every analysed frame as it comes: no batches, no frame selection,
+no aggregation)."""
 
 
 class DisplayUnavailable(RuntimeError):
@@ -135,71 +143,47 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("-s", "--source", required=True,
                         help='webcam index ("0"), video file, or stream URL (rtsp://, http(s)://) OpenCV opens')
-    model = add_model_options(parser)
-    model.add_argument("--window", type=positive_int,
-                       help="analysed frames after which a track's RNN state is reset (default: the checkpoint's)")
-    model.add_argument("--threads", type=positive_int,
-                       help="CPU threads for the model (default: PyTorch's choice)")
-    verdict = parser.add_argument_group("verdict")
-    verdict.add_argument("--threshold", type=probability,
-                         help="p_fake at or above which a face is called fake (default: the checkpoint's)")
-    verdict.add_argument("--smooth", type=probability, default=0.3,
-                         help="weight of the newest score in each face's moving average, the verdict shown "
-                              "(1: no smoothing; default: %(default)s)")
-    faces = parser.add_argument_group("faces")
-    faces.add_argument("--margin", type=positive_float, default=1.3,
-                       help="crop side as a multiple of the face box (default: 1.3, the FaceForensics++ convention)")
-    faces.add_argument("--detect-size", type=positive_int, default=480,
-                       help="longest side of the downscaled frame the face detector sees (default: 480, smaller "
-                            "than scan's 640 to keep up with live video)")
-    faces.add_argument("--min-face", type=positive_int, default=24,
-                       help="ignore faces smaller than this many pixels (default: 24)")
+    groups = {"model": add_model_options(parser)}
+    add_options(parser, AnalysisOptions, groups, only=LIVE_ANALYSIS_FIELDS)
+    groups["model"].add_argument("--threads", type=positive_int,
+                                 help="CPU threads for the model (default: PyTorch's choice)")
+    add_options(parser, LiveOptions, groups, only=["smooth"])
+    add_options(parser, FaceOptions, groups, defaults=LIVE_FACE_OPTIONS)
     source = parser.add_argument_group("source and output")
+    groups[source.title] = source
     source.add_argument("-o", "--output", type=Path, help="write the annotated frames to this H.264 .mp4")
     source.add_argument("--no-display", action="store_true", help="no window (servers; use with --output)")
-    source.add_argument("--realtime", action=argparse.BooleanOptionalAction, default=True,
-                        help="play a file source at its real-time pace (default) or as fast as it decodes")
-    source.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N frames")
-    source.add_argument("--duration", type=positive_float, metavar="S", help="stop after S seconds")
-    source.add_argument("--retries", type=int, default=3,
-                        help="reconnection attempts when a network stream dies, with doubling back-off "
-                             "(default: %(default)s)")
-    source.add_argument("--timeout", type=positive_float, default=10.0,
-                        help="seconds to wait for a network stream to open or deliver (default: %(default)s)")
+    add_options(parser, LiveOptions, groups, only=["realtime", "max_frames", "duration_s", "retries", "timeout_s"])
     parser.set_defaults(run=run)
+
+
+def live_options(args: argparse.Namespace) -> tuple[FaceOptions, AnalysisOptions, LiveOptions]:
+    """The options of a ``fakescope live`` command line."""
+    return (options_from_args(FaceOptions, args, defaults=LIVE_FACE_OPTIONS),
+            options_from_args(AnalysisOptions, args, only=LIVE_ANALYSIS_FIELDS),
+            options_from_args(LiveOptions, args))
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from ..inference import Detector, ScanOptions, WeightsError
-    from ..inference.live import LiveDetector, LiveOptions, LiveSourceError, banner_text, render_live_frame
+    from ..analysis import Scanner, WeightsError
+    from ..analysis.live import LiveAnalyzer, LiveSourceError
     from ..models import CheckpointError
-    from ..video import VideoWriter
-    from .main import EXIT_FAILED, EXIT_OK, UsageError
 
-    if args.retries < 0:
-        raise UsageError("--retries must be >= 0")
     if args.no_display and args.output is None:
         print("note: --no-display without --output: frames are analysed but neither shown nor saved",
               file=sys.stderr)
     if args.threads:
         torch.set_num_threads(args.threads)
-    options = ScanOptions(threshold=args.threshold, window=args.window, margin=args.margin,
-                          detector_max_side=args.detect_size, min_face_size=args.min_face, precision=args.precision)
+    faces, analysis, options = live_options(args)
     try:
-        detector = Detector.load(args.weights, device=args.device, allow_untrained=args.allow_untrained,
-                                 options=options)
-        live = LiveDetector(
-            detector,
-            args.source,
-            LiveOptions(smooth=args.smooth, realtime=args.realtime, max_frames=args.max_frames,
-                        duration_s=args.duration, retries=args.retries),
-            source_timeout_s=args.timeout,
-        )
+        scanner = Scanner.load(args.weights, device=args.device, allow_untrained=args.allow_untrained,
+                               faces=faces, analysis=analysis)
+        live = LiveAnalyzer(scanner, args.source, options)
     except (WeightsError, CheckpointError, ValueError) as error:
         raise UsageError(str(error)) from error
-    untrained = not detector.meta.trained
+    untrained = not scanner.meta.trained
     if untrained:
         print("WARNING: untrained model (--allow-untrained): the scores shown mean nothing.", file=sys.stderr)
 
@@ -218,16 +202,29 @@ def run(args: argparse.Namespace) -> int:
             display.close()
         print(f"fakescope live: error: {error}", file=sys.stderr)
         return EXIT_FAILED
+    interrupted, written = _show_and_write(live, scanner, display, args.output, untrained)
+    if live.end_reason:
+        print(f"fakescope live: {live.end_reason}; stopped", file=sys.stderr)
+    _print_summary(live, args.output if written else None, interrupted)
+    return EXIT_OK
+
+
+def _show_and_write(live, scanner, display: FrameDisplay | None, output: Path | None,
+                    untrained: bool) -> tuple[bool, bool]:
+    """Draw every live frame, show it and write it to ``output``, until the source ends, the window is closed or
+    Ctrl-C; returns (interrupted, whether anything was written)."""
+    from ..outputs.live_view import banner_text, render_live_frame
+    from ..video import VideoWriter
 
     writer = None
     interrupted = False
     try:
         for frame in live:
-            image = render_live_frame(frame, detector.threshold, banner_text(frame, live.stats, untrained))
-            if args.output is not None:
+            image = render_live_frame(frame, scanner.threshold, banner_text(frame, live.stats, untrained))
+            if output is not None:
                 if writer is None:
                     height, width = image.shape[:2]
-                    writer = VideoWriter(args.output, width, height, live.fps)
+                    writer = VideoWriter(output, width, height, live.fps)
                 elif image.shape[:2] != (writer.height, writer.width):  # a reconnected stream may change size
                     import cv2
 
@@ -243,11 +240,7 @@ def run(args: argparse.Namespace) -> int:
             writer.close()
         if display is not None:
             display.close()
-
-    if live.end_reason:
-        print(f"fakescope live: {live.end_reason}; stopped", file=sys.stderr)
-    _print_summary(live, args.output if writer is not None else None, interrupted)
-    return EXIT_OK
+    return interrupted, writer is not None
 
 
 def _print_summary(live, output: Path | None, interrupted: bool) -> None:

@@ -8,12 +8,9 @@ import sys
 
 from .. import __version__
 from . import corpus, evaluate, live, preprocess, scan, train
+from .exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-class UsageError(Exception):
-    """A problem with how the command was called (exit status 2)."""
+__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "UsageError", "build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:

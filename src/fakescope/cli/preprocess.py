@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from ..data import DatasetError, check_disjoint, load_dataset, summarise
     from ..data.preprocess import preprocess
     from ..video import FrameSelection
-    from .main import EXIT_FAILED, EXIT_OK, UsageError
+    from .exit_codes import EXIT_FAILED, EXIT_OK, UsageError
 
     items = []
     for text in args.data:

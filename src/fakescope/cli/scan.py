@@ -7,8 +7,11 @@ import sys
 from pathlib import Path
 
 from ..names import printable
+from ..options import AnalysisOptions, FaceOptions, OutputOptions
 from ..video.media import source_name
-from .arguments import add_model_options, positive_float, positive_int, probability
+from .arguments import add_model_options
+from .exit_codes import EXIT_FAILED, EXIT_OK, UsageError
+from .option_fields import add_options, options_from_args
 
 DESCRIPTION = """\
 Scan videos, images or whole directories (recursively) for deepfaked faces.
@@ -42,8 +45,6 @@ Exit status: 0 when every input was scanned, 1 when some failed (the others are 
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
-    from ..inference.results import AGGREGATIONS
-
     parser = commands.add_parser(
         "scan",
         help="scan videos, images or directories for deepfaked faces",
@@ -54,40 +55,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                         help="videos, images, directories to scan recursively, or http(s)/rtsp URLs")
     parser.add_argument("-o", "--out", type=Path, default=Path("fakescope-results"),
                         help="output directory (default: %(default)s)")
-    model = add_model_options(parser)
-    model.add_argument("--batch-size", type=positive_int, default=8, help="face crops per CNN batch (default: 8)")
-    model.add_argument("--window", type=positive_int,
-                       help="frames per temporal window of a track (default: the checkpoint's)")
-    frames = parser.add_argument_group("frame selection (default: every frame)")
-    choice = frames.add_mutually_exclusive_group()
-    choice.add_argument("--every", type=positive_int, metavar="N", help="analyse every Nth frame")
-    choice.add_argument("--frames", type=positive_int, metavar="N", help="analyse N evenly spaced frames")
-    choice.add_argument("--fps", type=positive_float, metavar="F", help="analyse F frames per second")
-    verdict = parser.add_argument_group("verdict")
-    verdict.add_argument("--threshold", type=probability,
-                         help="p_fake at or above which a face or input is called fake (default: the checkpoint's)")
-    verdict.add_argument("--aggregate", choices=sorted(AGGREGATIONS), default="max_track",
-                         help="how frame scores become the input's score: "
-                              + "; ".join(f"{k}: {v}" for k, v in AGGREGATIONS.items()))
-    faces = parser.add_argument_group("faces")
-    faces.add_argument("--margin", type=positive_float, default=1.3,
-                       help="crop side as a multiple of the face box (default: 1.3, the FaceForensics++ convention)")
-    faces.add_argument("--detect-size", type=positive_int, default=640,
-                       help="longest side of the downscaled frame the face detector sees (default: 640)")
-    faces.add_argument("--min-face", type=positive_int, default=24,
-                       help="ignore faces smaller than this many pixels (default: 24)")
-    output = parser.add_argument_group("output")
-    output.add_argument("--no-video", action="store_true", help="skip the annotated video")
-    output.add_argument("--no-plot", action="store_true", help="skip trend.png")
-    output.add_argument("--heatmap", action="store_true",
-                        help="also write heatmaps of the FAKE class: heatmap.mp4 (heatmap.jpg for images) "
-                             "and heatmaps/*.png of the most fake frames (one more decode and a backward pass per "
-                             "analysed face)")
-    output.add_argument("--heatmap-method", choices=["hirescam", "gradcam"], default="hirescam",
-                        help="hirescam (default): gradient x activation per cell of the backbone's last stage, each "
-                             "cell's own share of the fake score; gradcam: Grad-CAM, channel-mean gradients x "
-                             "activations, smoother but it also lights regions the model does not pool")
-    output.add_argument("--no-report", action="store_true", help="skip report.html and index.html")
+    groups = {"model": add_model_options(parser)}
+    add_options(parser, AnalysisOptions, groups)
+    add_options(parser, FaceOptions, groups)
+    add_options(parser, OutputOptions, groups)
+    output = groups["output"]
     output.add_argument("--json", action="store_true",
                         help="print the summaries as JSON on standard output (messages go to standard error)")
     output.add_argument("-q", "--quiet", action="store_true",
@@ -96,42 +68,31 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..inference import Detector, ScanOptions, WeightsError
-    from ..inference.detector import OutputError
-    from ..inference.outputs import write_report
-    from ..inference.progress import progress, reset_line_clock
-    from ..inference.results import ScanResult
-    from ..models import CheckpointError
-    from ..video import FrameSelection, iter_media
-    from .main import EXIT_FAILED, EXIT_OK, UsageError
+def scan_options(args: argparse.Namespace) -> tuple[FaceOptions, AnalysisOptions, OutputOptions]:
+    """The options of a ``fakescope scan`` command line."""
+    return (options_from_args(FaceOptions, args), options_from_args(AnalysisOptions, args),
+            options_from_args(OutputOptions, args))
 
-    options = ScanOptions(
-        selection=FrameSelection.from_options(every=args.every, frames=args.frames, fps=args.fps),
-        threshold=args.threshold,
-        aggregation=args.aggregate,
-        batch_size=args.batch_size,
-        window=args.window,
-        margin=args.margin,
-        detector_max_side=args.detect_size,
-        min_face_size=args.min_face,
-        annotate=not args.no_video,
-        plot=not args.no_plot,
-        precision=args.precision,
-        heatmap=args.heatmap,
-        heatmap_method=args.heatmap_method,
-        report=not args.no_report,
-    )
+
+def run(args: argparse.Namespace) -> int:
+    from ..analysis import Scanner, WeightsError
+    from ..models import CheckpointError
+    from ..outputs import scan_to_folder
+    from ..progress import progress, reset_line_clock
+    from ..results import ScanResult
+    from ..video import iter_media
+
+    faces, analysis, outputs = scan_options(args)
     try:
-        detector = Detector.load(args.weights, device=args.device, allow_untrained=args.allow_untrained,
-                                 options=options)
+        scanner = Scanner.load(args.weights, device=args.device, allow_untrained=args.allow_untrained,
+                               faces=faces, analysis=analysis)
     except (WeightsError, CheckpointError, ValueError) as error:
         raise UsageError(str(error)) from error
     out_root: Path = args.out
     prepare_output_dir(out_root, UsageError)
 
     messages = sys.stderr if args.json else sys.stdout
-    if not detector.meta.trained:
+    if not scanner.meta.trained:
         print("WARNING: untrained model (--allow-untrained): the scores below mean nothing.", file=sys.stderr)
     reset_line_clock()
     results: list[ScanResult] = []
@@ -139,19 +100,19 @@ def run(args: argparse.Namespace) -> int:
     for number, item in enumerate(iter_media(args.paths, exclude=[out_root]), start=1):
         if item.error or item.skipped:
             result = ScanResult(input=str(item.path), verdict="error" if item.error else "skipped",
-                                reason=item.error or item.skipped, threshold=detector.threshold,
-                                model=detector.model_info())
+                                reason=item.error or item.skipped, threshold=scanner.threshold,
+                                model=scanner.model_info())
         else:
             label = f"[{number}] {printable(source_name(item.path))}"
-            result = detector.scan(item.path, out_dir=out_root / item.output_name, progress=not args.quiet,
-                                   label=label)
+            result = scan_to_folder(scanner, item.path, out_root / item.output_name, outputs,
+                                    progress=not args.quiet, label=label)
         result.frames = []  # the report needs only the summary: memory stays flat over thousands of inputs
         results.append(result)
         print(one_line(result), file=messages, flush=True)
         counter.update(1)
     counter.close()
     failed = sum(not result.ok for result in results)
-    report_failure = _write_run_report(results, out_root, not args.no_report, write_report, OutputError)
+    report_failure = _write_run_files(results, out_root, outputs.report)
     scanned = sum(result.scanned for result in results)
     skipped = sum(result.verdict == "skipped" for result in results)
     total = len(results) - skipped
@@ -192,17 +153,17 @@ def prepare_output_dir(out: Path, error_type: type[Exception]) -> None:
         check.discard()
 
 
-def _write_run_report(results, out_root: Path, html: bool, write_report, output_error) -> str | None:
+def _write_run_files(results: list, out_root: Path, html: bool) -> str | None:
     """Write report.csv, report.json (and index.html); returns why they could not be written, or None."""
-    from ..inference.detector import describe_os_error, os_error_in
+    from ..outputs.html_pages import write_run_index
+    from ..outputs.saving import describe_os_error, os_error_in
+    from ..outputs.tables import write_run_tables
 
     try:
         out_root.mkdir(parents=True, exist_ok=True)
-        write_report(results, out_root)
+        write_run_tables(results, out_root)
         if html:
-            from ..visualization.report_html import write_index
-
-            write_index(results, out_root)
+            write_run_index(results, out_root)
     except Exception as error:  # noqa: BLE001 - a full disk or a removed folder must not end in a traceback
         os_error = os_error_in(error)
         if os_error is None:

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     import yaml
 
     from ..training import TrainConfig, train
-    from .main import EXIT_OK, UsageError
+    from .exit_codes import EXIT_OK, UsageError
 
     if args.config is not None and not args.config.is_file():
         raise UsageError(f"config file not found: {args.config}")

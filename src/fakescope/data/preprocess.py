@@ -18,6 +18,7 @@ import re
 import shutil
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -307,7 +308,20 @@ def preprocess(
     items = sorted(set(items), key=lambda item: (item.dataset, item.key))
     _check_unique_names(items)
     settings = CropSettings(selection, float(margin), int(size), int(detector_max_side), tracks)
+    records, pending = _reusable_records(items, cache_dir, settings)
+    report = PreprocessReport(cache_dir=cache_dir, videos=len(items), reused=len(records))
+    _crop_pending(pending, records, len(items), cache_dir, settings, workers, progress)
+    ordered = [records[safe_key(item)] for item in items]
+    _count(report, ordered)
+    _write_index(cache_dir, items, ordered)
+    report.seconds = time.perf_counter() - started
+    _write_run_description(cache_dir, items, settings, workers, report)
+    return report
 
+
+def _reusable_records(items: list[VideoItem], cache_dir: Path,
+                      settings: CropSettings) -> tuple[dict[str, dict[str, Any]], list[VideoItem]]:
+    """The records of videos already finished with these settings (by safe key), and the videos still to crop."""
     records: dict[str, dict[str, Any]] = {}
     pending: list[VideoItem] = []
     for item in items:
@@ -316,9 +330,13 @@ def preprocess(
             pending.append(item)
         else:
             records[safe_key(item)] = record
-    report = PreprocessReport(cache_dir=cache_dir, videos=len(items), reused=len(records))
+    return records, pending
 
-    bar = tqdm(total=len(items), initial=len(records), unit="video", desc="preprocess", disable=not progress)
+
+def _crop_pending(pending: list[VideoItem], records: dict[str, dict[str, Any]], total: int, cache_dir: Path,
+                  settings: CropSettings, workers: int, progress: bool) -> None:
+    """Crop the faces of ``pending`` (in this process, or in ``workers`` spawned ones), adding their records."""
+    bar = tqdm(total=total, initial=len(records), unit="video", desc="preprocess", disable=not progress)
     status_counts = Counter(record["status"] for record in records.values())
 
     def finished(item_name: str, record: dict[str, Any]) -> None:
@@ -329,42 +347,51 @@ def preprocess(
 
     try:
         if pending and workers == 1:
-            detector = create_face_detector("yunet", max_side=detector_max_side)
+            detector = create_face_detector("yunet", max_side=settings.detector_max_side)
             for item in pending:
                 finished(safe_key(item), process_video(item, cache_dir, settings, detector))
         elif pending:
-            # Spawn, not fork: forking a process that has OpenCV/torch threads running can deadlock the child.
-            context = multiprocessing.get_context("spawn")
-            names = {(item.dataset, item.key): safe_key(item) for item in pending}
-            tasks = [(item, cache_dir, settings) for item in pending]
-            # An executor, unlike multiprocessing.Pool, fails loudly when a worker dies instead of waiting forever.
-            with ProcessPoolExecutor(min(workers, len(pending)), mp_context=context, initializer=_init_worker,
-                                     initargs=(detector_max_side,)) as pool:
-                futures = [pool.submit(_work, task) for task in tasks]
-                try:
-                    for future in as_completed(futures):
-                        record = future.result()
-                        finished(names[(record["dataset"], record["key"])], record)
-                except BrokenProcessPool as error:
-                    raise RuntimeError(
-                        "a preprocessing worker process died (out of memory?); finished videos are kept in the "
-                        "cache: run the same command again to resume"
-                    ) from error
+            _crop_in_workers(pending, cache_dir, settings, workers, finished)
     finally:
         bar.close()
 
-    ordered = [records[safe_key(item)] for item in items]
-    for record in ordered:
+
+def _crop_in_workers(pending: list[VideoItem], cache_dir: Path, settings: CropSettings, workers: int,
+                     finished: Callable[[str, dict[str, Any]], None]) -> None:
+    # Spawn, not fork: forking a process that has OpenCV/torch threads running can deadlock the child.
+    context = multiprocessing.get_context("spawn")
+    names = {(item.dataset, item.key): safe_key(item) for item in pending}
+    tasks = [(item, cache_dir, settings) for item in pending]
+    # An executor, unlike multiprocessing.Pool, fails loudly when a worker dies instead of waiting forever.
+    with ProcessPoolExecutor(min(workers, len(pending)), mp_context=context, initializer=_init_worker,
+                             initargs=(settings.detector_max_side,)) as pool:
+        futures = [pool.submit(_work, task) for task in tasks]
+        try:
+            for future in as_completed(futures):
+                record = future.result()
+                finished(names[(record["dataset"], record["key"])], record)
+        except BrokenProcessPool as error:
+            raise RuntimeError(
+                "a preprocessing worker process died (out of memory?); finished videos are kept in the "
+                "cache: run the same command again to resume"
+            ) from error
+
+
+def _count(report: PreprocessReport, records: list[dict[str, Any]]) -> None:
+    for record in records:
         report.counts[record["status"]] += 1
         report.crops += record["crops"]
         if record["status"] != "ok":
             report.failures.append((record["key"], record["status"], record["reason"]))
-    _write_index(cache_dir, items, ordered)
-    report.seconds = time.perf_counter() - started
+
+
+def _write_run_description(cache_dir: Path, items: list[VideoItem], settings: CropSettings, workers: int,
+                           report: PreprocessReport) -> None:
+    """preprocess.json: the settings, the data and the summary of this run."""
     run_description = {
         "arguments": {
             **settings.to_dict(),
-            "selection_description": selection.describe(),
+            "selection_description": settings.selection.describe(),
             "workers": workers,
             "cache_dir": str(cache_dir),
         },
@@ -373,7 +400,6 @@ def preprocess(
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     _write_atomically(cache_dir / "preprocess.json", json.dumps(run_description, indent=1))
-    return report
 
 
 def _check_unique_names(items: list[VideoItem]) -> None:

@@ -15,7 +15,8 @@ from .metrics import evaluate_predictions
 from .report import write_evaluation_report
 
 if TYPE_CHECKING:
-    from ..inference import Detector, ScanResult
+    from ..analysis import Scanner
+    from ..results import ScanResult
 
 FRAME_COLUMNS = ["key", "dataset", "method", "label", "frame_index", "time_s", "track_id", "p_fake"]
 VIDEO_COLUMNS = [
@@ -100,7 +101,7 @@ def _csv_value(value: Any) -> Any:
 
 
 def evaluate_videos(
-    detector: Detector,
+    detector: Scanner,
     items: Sequence[VideoItem],
     progress: bool = True,
     save_predictions_dir: Path | None = None,

@@ -1,6 +1,6 @@
 """Face detection, tracking across frames and FaceForensics++-style crops."""
 from fakescope.faces.crop import crop_face, crop_geometry, square_crop_box
-from fakescope.faces.detector import (
+from fakescope.faces.detection import (
     Detection,
     FaceDetector,
     YuNetDetector,

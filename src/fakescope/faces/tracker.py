@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from fakescope.faces.detector import Detection
+from fakescope.faces.detection import Detection
 
 # Cost given to pairs that may not be matched; larger than any allowed pair's cost.
 _FORBIDDEN_COST = 1e6

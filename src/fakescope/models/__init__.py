@@ -8,9 +8,10 @@ from .checkpoint import (
     save_checkpoint,
     sha256_file,
 )
+from . import catalog  # noqa: F401 - registers the models
 from .config import ModelConfig
 from .registry import create_model, list_models, model_config, register_model
-from .temporal_detector import TemporalDeepfakeDetector
+from .temporal_model import TemporalDeepfakeModel
 
 __all__ = [
     "BACKBONE_WEIGHTS_ENV",
@@ -18,7 +19,7 @@ __all__ = [
     "CheckpointError",
     "CheckpointMeta",
     "ModelConfig",
-    "TemporalDeepfakeDetector",
+    "TemporalDeepfakeModel",
     "create_backbone",
     "create_model",
     "list_models",

@@ -12,7 +12,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from .config import ModelConfig
-from .temporal_detector import TemporalDeepfakeDetector
+from .temporal_model import TemporalDeepfakeModel
 
 FORMAT_VERSION = "1"
 _KEY_FORMAT = "fakescope.format"
@@ -46,7 +46,7 @@ def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
 
 def save_checkpoint(
     path: str | Path,
-    model: TemporalDeepfakeDetector,
+    model: TemporalDeepfakeModel,
     meta: CheckpointMeta | None = None,
     half: bool = False,
 ) -> Path:
@@ -100,7 +100,7 @@ def read_checkpoint_header(path: str | Path) -> tuple[ModelConfig, CheckpointMet
     return config, meta
 
 
-def load_checkpoint(path: str | Path, **config_overrides: Any) -> tuple[TemporalDeepfakeDetector, CheckpointMeta]:
+def load_checkpoint(path: str | Path, **config_overrides: Any) -> tuple[TemporalDeepfakeModel, CheckpointMeta]:
     """Rebuild the model a checkpoint describes and load its weights (fp16 files are upcast to fp32).
 
     Every tensor must match the architecture in name and shape; otherwise a CheckpointError lists the differences.
@@ -109,7 +109,7 @@ def load_checkpoint(path: str | Path, **config_overrides: Any) -> tuple[Temporal
     config, meta = read_checkpoint_header(path)
     if config_overrides:
         config = config.replace(**config_overrides)
-    model = TemporalDeepfakeDetector(config, pretrained=False)
+    model = TemporalDeepfakeModel(config, pretrained=False)
     expected = model.state_dict()
     with safe_open(str(path), framework="pt") as handle:
         stored = {key: handle.get_tensor(key) for key in handle.keys()}

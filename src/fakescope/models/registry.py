@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ModelConfig
+from .temporal_model import TemporalDeepfakeModel
 
 _CONFIGS: dict[str, Callable[..., ModelConfig]] = {}
 
@@ -32,13 +33,11 @@ def create_model(
     pretrained: bool = False,
     backbone_weights: str | Path | None = None,
     **overrides: Any,
-):
+) -> TemporalDeepfakeModel:
     """Build a registered model; ``overrides`` change its config (rnn, hidden_size, bidirectional, window, ...).
 
     ``pretrained`` loads timm's ImageNet backbone weights from the hub; ``backbone_weights`` (or
     ``$FAKESCOPE_BACKBONE_WEIGHTS``) loads them from a local file instead.
     """
-    from .temporal_detector import TemporalDeepfakeDetector
-
     config = model_config(name, **overrides)
-    return TemporalDeepfakeDetector(config, pretrained=pretrained, backbone_weights=backbone_weights)
+    return TemporalDeepfakeModel(config, pretrained=pretrained, backbone_weights=backbone_weights)

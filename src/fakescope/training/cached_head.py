@@ -3,7 +3,7 @@
 The maps are those of the backbone's last stage, or of an earlier one: then the stages after it run at every step
 and are fine-tuned (``cache_stage``). Still images are one-frame clips and videos clips of several frames, so each
 step takes one batch of each kind: both are balanced between real and fake, and the fakes of the videos between
-manipulated videos and self-blended ones. The result is a complete ``TemporalDeepfakeDetector`` (its frozen stages
+manipulated videos and self-blended ones. The result is a complete ``TemporalDeepfakeModel`` (its frozen stages
 the weights the cache was made with), saved as an ordinary checkpoint.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 from ..data.items import FAKE, STILL_KINDS
-from ..models.temporal_detector import TemporalDeepfakeDetector
+from ..models.temporal_model import TemporalDeepfakeModel
 from .feature_cache import CachedClip, CacheMaps
 
 
@@ -100,7 +100,7 @@ def _pad_collate(batch: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor
 class CachedHeadModule(L.LightningModule):
     """Trains convs, pooling, RNN and head of ``model`` on cached backbone maps with per-frame cross-entropy."""
 
-    def __init__(self, model: TemporalDeepfakeDetector, lr: float = 1e-3, weight_decay: float = 0.0,
+    def __init__(self, model: TemporalDeepfakeModel, lr: float = 1e-3, weight_decay: float = 0.0,
                  total_steps: int = 1000, warmup_steps: int = 50, feature_noise: float = 0.0,
                  cache_stage: str | None = None, tail_lr_scale: float = 0.1, label_smoothing: float = 0.0) -> None:
         super().__init__()
@@ -159,7 +159,7 @@ class CachedHeadModule(L.LightningModule):
         return self
 
 
-def backbone_tail(model: TemporalDeepfakeDetector, cache_stage: str | None) -> nn.Sequential:
+def backbone_tail(model: TemporalDeepfakeModel, cache_stage: str | None) -> nn.Sequential:
     """The backbone stages that maps cached after ``cache_stage`` still have to pass (none when the cache holds
     the backbone's output)."""
     if cache_stage is None or cache_stage == model.config.backbone_stage:
@@ -168,7 +168,7 @@ def backbone_tail(model: TemporalDeepfakeDetector, cache_stage: str | None) -> n
 
 
 def train_cached_head(
-    model: TemporalDeepfakeDetector,
+    model: TemporalDeepfakeModel,
     clips: Sequence[SourcedClip],
     steps: int,
     still_batch: int = 32,
@@ -186,7 +186,7 @@ def train_cached_head(
     cache_stage: str | None = None,
     tail_lr_scale: float = 0.1,
     label_smoothing: float = 0.0,
-) -> TemporalDeepfakeDetector:
+) -> TemporalDeepfakeModel:
     """Train ``model``'s trainable part for ``steps`` steps on ``clips``; returns the model (in eval mode).
 
     ``single_frame`` trains on one random frame of each clip: the RNN then sees one step at a time, as it does when
@@ -220,7 +220,7 @@ def train_cached_head(
 
 
 @torch.no_grad()
-def score_cached_videos(model: TemporalDeepfakeDetector, clips: Sequence[SourcedClip],
+def score_cached_videos(model: TemporalDeepfakeModel, clips: Sequence[SourcedClip],
                         window: int | None = None, cache_stage: str | None = None) -> dict[str, dict[str, Any]]:
     """Per video (its key; ``key/variant`` for other stored variants than the first plain one): label, dataset, method, group, frame p_fake in frame order (the RNN run over windows of the
     model's window, as a scan does) and the video's p_fake (the mean over its frames)."""

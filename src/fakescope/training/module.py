@@ -29,7 +29,7 @@ def video_auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
 
 
 class DetectorModule(L.LightningModule):
-    """Trains a ``TemporalDeepfakeDetector`` with per-frame cross-entropy on clips."""
+    """Trains a ``TemporalDeepfakeModel`` with per-frame cross-entropy on clips."""
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()

@@ -10,18 +10,18 @@ import threading
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Literal, Sequence, Union
+from typing import Callable, Iterator, Literal, Sequence
 
 import av
 import av.logging
 import cv2
 import numpy as np
 
+from fakescope.video.info import NETWORK_TIMEOUT_S, MediaInfo, MediaSource, estimate_frame_count  # noqa: F401
 from fakescope.video.native_log import c_path, native_stderr
+from fakescope.video.sampling import FrameSelection
 from fakescope.video.sniff import read_header, sniff_bytes, sniff_file
 
-if TYPE_CHECKING:
-    from fakescope.video.sampling import FrameSelection
 
 # Files with these extensions are always handed to the decoder (which then says what is wrong with a damaged one);
 # any other file is recognised by its content (see sniff.py), so .gif, .flv, .wmv, .3gp, .heic ... are read too.
@@ -31,8 +31,6 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
 
 # URL schemes read as network streams (by scan and by live), through OpenCV's FFmpeg backend with timeouts.
 NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
-NETWORK_TIMEOUT_S = 10.0
-"""Seconds to wait for a network source to open, and for each read from it."""
 
 # Decoding skips past damaged data: this many failed reads in a row end the video (a file's end costs microseconds
 # a read; a network stream's each wait up to the read timeout, so give up sooner there).
@@ -40,9 +38,6 @@ _MAX_CONSECUTIVE_FAILURES = 64
 _MAX_CONSECUTIVE_FAILURES_URL = 2
 # A video that lost more than this share of its frames to damage gets no verdict.
 _MAX_LOST_FRACTION = 0.5
-
-MediaSource = Union[str, Path]
-"""A file path, or a URL string (kept as a string: ``Path`` would fold its ``//``)."""
 
 DEFAULT_FPS = 25.0
 """Frame rate assumed for a video whose container declares none (or 0 / NaN)."""
@@ -87,26 +82,6 @@ def open_capture(target: str | int, timeout_s: float | None = NETWORK_TIMEOUT_S)
     if isinstance(target, int):
         return cv2.VideoCapture(target)
     return cv2.VideoCapture(target, cv2.CAP_FFMPEG)
-
-
-@dataclass(frozen=True)
-class MediaInfo:
-    """What probing a file found. Width and height are those of the upright (rotation-applied) frames.
-
-    Images have ``fps == 0.0`` (no time axis), ``frame_count == 1`` and a duration of 0 seconds.
-    """
-
-    path: MediaSource
-    kind: Literal["video", "image"]
-    width: int
-    height: int
-    fps: float
-    frame_count: int
-
-    @property
-    def duration_s(self) -> float:
-        """Declared duration in seconds (0.0 for images and for videos of unknown length)."""
-        return self.frame_count / self.fps if self.fps > 0 else 0.0
 
 
 @dataclass(eq=False)
@@ -324,27 +299,6 @@ def _ffmpeg_open_failure(source: MediaSource) -> str:
     return "OpenCV's FFmpeg backend could not open it"
 
 
-def estimate_frame_count(info: MediaInfo) -> int:
-    """Best available total frame count: the declared one, else the stream's metadata or duration x fps (via PyAV),
-    else the number of packets in the video stream. Returns 0 if the file cannot be read."""
-    if info.kind == "image":
-        return 1
-    if info.frame_count > 0:
-        return info.frame_count
-    try:
-        with av.open(c_path(info.path), timeout=NETWORK_TIMEOUT_S) as container:
-            stream = container.streams.video[0]
-            if stream.frames:
-                return int(stream.frames)
-            if stream.duration and stream.time_base:
-                return max(1, round(float(stream.duration * stream.time_base) * info.fps))
-            if container.duration:
-                return max(1, round(container.duration / av.time_base * info.fps))
-            return sum(1 for packet in container.demux(stream) if packet.size)
-    except Exception:  # noqa: BLE001 - FFmpeg errors, a stream without video, a URL that went away
-        return 0
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # Streaming frames
 
@@ -540,8 +494,6 @@ class MediaReader:
         selection: FrameSelection | None = None,
         decode_all: bool = True,
     ) -> None:
-        from fakescope.video.sampling import FrameSelection
-
         if prefetch < 1:
             raise ValueError(f"prefetch must be at least 1, got {prefetch}")
         self.path: MediaSource = as_source(path)

@@ -5,7 +5,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Literal
 
-from fakescope.video.media import MediaInfo, estimate_frame_count
+from fakescope.video.info import MediaInfo, estimate_frame_count
 
 # Slack for float timestamps such as 3 / 30 * 10 == 0.9999999999999999.
 _TIME_EPSILON = 1e-6

@@ -2,7 +2,8 @@
 
 ``fakescope-default.safetensors`` is the default model (docs/MODEL_CARD.md); ``fakescope-default.json`` records its
 sha256 and size, checked every time the default weights are loaded, so a truncated download or an edited file is
-refused instead of silently giving other verdicts. ``package_weights`` writes both (scripts/package_default_weights.py).
+refused instead of silently giving other verdicts. ``package_weights`` writes both (called by
+scripts/train_default_model.py and scripts/corpus_recipe.py once a model is trained).
 """
 from __future__ import annotations
 

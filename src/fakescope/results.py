@@ -1,4 +1,6 @@
-"""Scan results: per-frame face records, per-track scores, and how they become a verdict."""
+"""The records of a scan result (frames, faces, tracks, verdict) and how frame scores become a verdict.
+
+Neutral ground: the analysis fills these records, the writers of every output read them."""
 from __future__ import annotations
 
 import math
@@ -18,6 +20,11 @@ AGGREGATIONS = {
 DEFAULT_AGGREGATION = "max_track"
 # A track this much shorter than the longest is treated as a spurious detection when aggregating.
 MIN_TRACK_FRACTION = 0.1
+
+
+class ScanFailure(RuntimeError):
+    """A failure of one input with a reason for its report (an output that cannot be written, say), not a bug."""
+
 
 CSV_COLUMNS = ["frame_index", "time_s", "track_id", "x1", "y1", "x2", "y2", "p_fake", "label"]
 

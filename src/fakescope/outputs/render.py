@@ -15,9 +15,10 @@ import numpy as np
 
 from ..atomic import atomic_open
 from ..faces import crop_face, square_crop_box
-from ..inference.results import FaceRecord, FrameRecord
+from ..results import FaceRecord, FrameRecord
 from ..video import MediaReader, VideoWriter
-from .annotate import GREEN, RED, GREY, draw_banner, draw_faces
+from .annotate import GREEN, GREY, RED, draw_banner, draw_faces
+from .heatmap_overlay import blend_cam, overlay_cam_on_frame
 
 THUMBNAIL_SIZE = 200
 HEATMAP_CROP_SIZE = 224
@@ -156,8 +157,6 @@ class FrameRenderer:
         }
         heatmap_image = None
         if self.heatmaps is not None:
-            from .gradcam import overlay_cam_on_frame
-
             heatmap_image = image.copy()
             for face in self.current_faces:
                 cam = self.current_cams.get(face.track_id)
@@ -182,8 +181,6 @@ class FrameRenderer:
         return image, heatmap_image
 
     def _save_heatmap_pngs(self, highlight: Highlight, heatmap_image: np.ndarray, crop: np.ndarray) -> None:
-        from .gradcam import blend_cam
-
         blend_cam(crop, self.current_cams[highlight.track_id].astype(np.float32))
         if self.heatmap_dir is not None:
             stem = f"track{highlight.track_id}_frame{highlight.frame_index}"

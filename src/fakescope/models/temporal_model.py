@@ -9,7 +9,6 @@ from torch import nn
 
 from .backbone import create_backbone
 from .config import ModelConfig
-from .registry import register_model
 
 
 def _conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -59,12 +58,29 @@ class FaceRegionPool(nn.Module):
         return (x * mask).sum(dim=(-2, -1))
 
 
-class TemporalDeepfakeDetector(nn.Module):
+class BackboneFeatureMap(nn.Module):
+    """The backbone's final feature map as a module of its own, called by the model's forward pass, so that hooks
+    (captum's class-activation maps) see the real forward whatever the backbone's internals are.
+
+    It holds its model without registering it (no parameters of its own: state dicts and ``.to()`` are unchanged).
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.__dict__["_model"] = model
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.__dict__["_model"].backbone.forward_features(frames)
+
+
+class TemporalDeepfakeModel(nn.Module):
     """Per-frame real/fake logits for sequences of face crops of one track.
 
     ``forward(clips)`` takes (B, T, 3, H, W) normalised crops and returns (B, T, 2) logits. The stages are also exposed
     separately so that inference can batch frames through the CNN and run the RNN per track in windows:
     ``forward_features`` (N, 3, H, W) -> (N, C) and ``forward_temporal`` (B, T, C) -> (B, T, 2).
+    ``forward_features`` is ``feature_map`` (the backbone's map, a hookable module), then ``forward_neck`` (the convs
+    and ``pool``).
     """
 
     def __init__(
@@ -97,6 +113,7 @@ class TemporalDeepfakeDetector(nn.Module):
             width = dim
         layers.append(nn.Linear(width, config.num_classes))
         self.head = nn.Sequential(*layers)
+        self.__dict__["feature_map"] = BackboneFeatureMap(self)  # not a child: its backbone is already one
 
     @property
     def feature_dim(self) -> int:
@@ -104,7 +121,7 @@ class TemporalDeepfakeDetector(nn.Module):
 
     def forward_features(self, frames: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) normalised crops -> (N, C) per-frame features (backbone, convs, pool over crop or face)."""
-        return self.forward_neck(self.backbone.forward_features(frames))
+        return self.forward_neck(self.feature_map(frames))
 
     def forward_neck(self, maps: torch.Tensor) -> torch.Tensor:
         """(N, C_backbone, h, w) backbone maps -> (N, C) per-frame features (convs, then the pool). Training on
@@ -150,52 +167,3 @@ class TemporalDeepfakeDetector(nn.Module):
             chunk = features[start : start + window].unsqueeze(0)
             out.append(self.forward_temporal(chunk).softmax(-1)[0, :, 1])
         return torch.cat(out) if out else features.new_zeros(0)
-
-
-@register_model
-def xception_lstm() -> ModelConfig:
-    """The project's design: ImageNet Xception, convs 128/256, LSTM 256, dense 512/256, dropout 0.3."""
-    return ModelConfig(backbone="legacy_xception", rnn="lstm")
-
-
-@register_model
-def xception_mid_lstm() -> ModelConfig:
-    """The design's model on Xception's middle-flow features (through block8, 728 channels at 14x14), pooled over the
-    face.
-
-    With a few training identities, ImageNet Xception's mid-level features separate real from fake faces of unseen
-    people far better than its final ones, and averaging them over the face rather than the whole crop keeps the
-    background out of the verdict (docs/MODEL_CARD.md). The cut backbone costs ~40% less compute.
-    """
-    return ModelConfig(backbone="legacy_xception", backbone_stage="block8", rnn="lstm", pool="face")
-
-
-@register_model
-def xception_mid_gru() -> ModelConfig:
-    return ModelConfig(backbone="legacy_xception", backbone_stage="block8", rnn="gru", pool="face")
-
-
-@register_model
-def xception_gru() -> ModelConfig:
-    return ModelConfig(backbone="legacy_xception", rnn="gru")
-
-
-@register_model
-def xception_bilstm() -> ModelConfig:
-    return ModelConfig(backbone="legacy_xception", rnn="lstm", bidirectional=True)
-
-
-@register_model
-def tiny_lstm() -> ModelConfig:
-    """A minute model with the same structure, for tests and smoke runs (timm's ``test_resnet`` backbone)."""
-    return ModelConfig(
-        backbone="test_resnet",
-        input_size=64,
-        mean=(0.485, 0.456, 0.406),
-        std=(0.229, 0.224, 0.225),
-        backbone_bn_eps=None,
-        conv_channels=(16, 32),
-        hidden_size=16,
-        head_dims=(32, 16),
-        window=8,
-    )

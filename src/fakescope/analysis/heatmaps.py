@@ -19,29 +19,15 @@ import torch
 from captum.attr import LayerGradCam, LayerGradientXActivation
 from torch import nn
 
-from ..faces import crop_face, square_crop_box
-from ..inference.pipeline import CropBatcher
-from ..inference.results import FrameRecord
-from ..video import FrameSelection, MediaReader
+from ..options import CAM_METHODS
+from ..results import FrameRecord
+from ..video import FrameSelection, MediaReader, MediaSource
+from .encoder import FaceEncoder
 
 FAKE_CLASS = 1
 STORED_CAM_SIZE = 28  # maps are kept this small per face-frame; they are smooth, so nothing is lost when upsampled
-WARM_LEVEL = 0.2  # below this (of the map's maximum) a pixel keeps its original colour
-OVERLAY_ALPHA = 0.45
 
 HeatmapKey = tuple[int, int]  # (frame_index, track_id)
-
-
-class BackboneFeatureMap(nn.Module):
-    """The backbone's final feature map (its last convolutional stage, after its activation) as a module of its own,
-    so that captum can hook it whatever the backbone's internals are."""
-
-    def __init__(self, backbone: nn.Module) -> None:
-        super().__init__()
-        self.backbone = backbone
-
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        return self.backbone.forward_features(frames)
 
 
 @contextmanager
@@ -57,9 +43,6 @@ def _frozen(module: nn.Module):
             parameter.requires_grad_(flag)
 
 
-CAM_METHODS = ("hirescam", "gradcam")
-
-
 class TrackGradCam:
     """Fake-class class-activation maps for windows of crops of one face track.
 
@@ -72,13 +55,13 @@ class TrackGradCam:
     """
 
     def __init__(self, model: nn.Module, layer: nn.Module | None = None, method: str = "hirescam") -> None:
-        """``layer``: the module whose output is explained (default: the backbone's final feature map)."""
+        """``layer``: the module whose output is explained (default: the model's ``feature_map``, the backbone's
+        final map, which the model's own ``forward_features`` calls)."""
         if method not in CAM_METHODS:
             raise ValueError(f"unknown CAM method {method!r}; choose one of {', '.join(CAM_METHODS)}")
         self.model = model
         self.method = method
-        self.feature_map = BackboneFeatureMap(model.backbone)
-        self.layer = layer if layer is not None else self.feature_map
+        self.layer = layer if layer is not None else model.feature_map
         attribution_class = LayerGradCam if method == "gradcam" else LayerGradientXActivation
         self.attribution = attribution_class(self._window_logits, self.layer)
 
@@ -89,10 +72,8 @@ class TrackGradCam:
         return self.attribution.attribute(frames, target=FAKE_CLASS).sum(1, keepdim=True)
 
     def _window_logits(self, frames: torch.Tensor) -> torch.Tensor:
-        """(T, 3, H, W) crops of one track -> (T, 2) per-frame logits."""
-        x = self.feature_map(frames)
-        x = self.model.convs(x)
-        features = self.model.pool(x)
+        """(T, 3, H, W) crops of one track -> (T, 2) per-frame logits, through the model's own forward passes."""
+        features = self.model.forward_features(frames)
         # cuDNN implements RNN backward only in training mode; its native kernels work in eval mode too. Only the
         # RNN needs them: the CNN keeps cuDNN's fast convolutions.
         with torch.backends.cudnn.flags(enabled=False):
@@ -118,13 +99,11 @@ class TrackGradCam:
 
 
 def compute_heatmaps(
-    model: nn.Module,
-    source: str | Path,
+    encoder: FaceEncoder,
+    source: MediaSource | str | Path,
     frames: list[FrameRecord],
     selection: FrameSelection,
-    margin: float,
     window: int,
-    device: torch.device,
     on_frame: Callable[[], None] | None = None,
     method: str = "hirescam",
 ) -> dict[HeatmapKey, np.ndarray]:
@@ -138,9 +117,8 @@ def compute_heatmaps(
     for frame in frames:
         for face in frame.faces:
             last_frame_of_track[face.track_id] = frame.frame_index
-    grad_cam = TrackGradCam(model, method=method)
-    to_tensor = CropBatcher(model, device)
-    crop_size = model.config.input_size
+    grad_cam = TrackGradCam(encoder.model, method=method)
+    crop_size = encoder.crop_size
     buffers: dict[int, list[tuple[int, np.ndarray]]] = defaultdict(list)
     heatmaps: dict[HeatmapKey, np.ndarray] = {}
 
@@ -148,7 +126,7 @@ def compute_heatmaps(
         buffer = buffers.pop(track_id, [])
         if not buffer:
             return
-        cams = grad_cam(to_tensor([crop for _, crop in buffer]), size=crop_size)
+        cams = grad_cam(encoder.to_batch([crop for _, crop in buffer]), size=crop_size)
         for (frame_index, _), cam in zip(buffer, cams):
             small = cv2.resize(cam, (STORED_CAM_SIZE, STORED_CAM_SIZE), interpolation=cv2.INTER_AREA)
             heatmaps[(frame_index, track_id)] = small.astype(np.float16)
@@ -160,7 +138,7 @@ def compute_heatmaps(
                 continue
             for face in record.faces:
                 buffer = buffers[face.track_id]
-                buffer.append((frame.index, crop_face(frame.image, face.box, margin, crop_size)))
+                buffer.append((frame.index, encoder.crop(frame.image, face.box)))
                 if len(buffer) == window or last_frame_of_track[face.track_id] == frame.index:
                     flush(face.track_id)
             if on_frame is not None:
@@ -168,31 +146,3 @@ def compute_heatmaps(
     for track_id in list(buffers):
         flush(track_id)
     return heatmaps
-
-
-def blend_cam(image: np.ndarray, cam: np.ndarray, alpha: float = OVERLAY_ALPHA) -> np.ndarray:
-    """Blend ``cam`` (any size, values in [0, 1]) over the whole of BGR ``image`` in place as a JET colormap,
-    only where it is warm."""
-    height, width = image.shape[:2]
-    cam = cv2.resize(np.asarray(cam, dtype=np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
-    colours = cv2.applyColorMap(np.clip(cam * 255.0, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)
-    weight = (alpha * np.clip((cam - WARM_LEVEL) / (1.0 - WARM_LEVEL), 0.0, 1.0))[..., None]
-    image[:] = (image * (1.0 - weight) + colours * weight).astype(np.uint8)
-    return image
-
-
-def overlay_cam_on_frame(
-    image: np.ndarray, cam: np.ndarray, box: tuple[float, float, float, float], margin: float
-) -> np.ndarray:
-    """Blend ``cam`` over the face's square crop region of ``image`` (in place); parts off the frame are dropped."""
-    height, width = image.shape[:2]
-    x1, y1, x2, y2 = (int(round(value)) for value in square_crop_box(box, margin))
-    if x2 <= x1 or y2 <= y1:
-        return image
-    full = cv2.resize(np.asarray(cam, dtype=np.float32), (x2 - x1, y2 - y1), interpolation=cv2.INTER_LINEAR)
-    left, top, right, bottom = max(x1, 0), max(y1, 0), min(x2, width), min(y2, height)
-    if right <= left or bottom <= top:
-        return image
-    region = image[top:bottom, left:right]
-    blend_cam(region, full[top - y1 : bottom - y1, left - x1 : right - x1])
-    return image

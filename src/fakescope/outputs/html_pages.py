@@ -12,7 +12,7 @@ from html import escape
 from pathlib import Path
 
 from ..atomic import write_text
-from ..inference.results import AGGREGATIONS, ScanResult
+from ..results import AGGREGATIONS, ScanResult
 from .render import Highlight
 
 VERDICT_COLOURS = {"fake": "#c62828", "real": "#2e7d32", "no_face": "#757575", "error": "#37474f",
@@ -201,7 +201,7 @@ def _files_section(result: ScanResult, folder: Path) -> str:
     return f"<section><h2>Files</h2>\n<ul>{''.join(links)}</ul></section>\n"
 
 
-def render_input_report(result: ScanResult, highlights: Sequence[Highlight] = (), folder: Path | None = None) -> str:
+def render_input_page(result: ScanResult, highlights: Sequence[Highlight] = (), folder: Path | None = None) -> str:
     """The HTML of one input's report."""
     folder = folder or Path(".")
     body = (
@@ -220,13 +220,13 @@ def render_input_report(result: ScanResult, highlights: Sequence[Highlight] = ()
     return _page(f"fakescope: {Path(result.input).name}: {result.verdict}", body)
 
 
-def write_input_report(result: ScanResult, path: str | Path, highlights: Sequence[Highlight] = ()) -> Path:
+def write_input_page(result: ScanResult, path: str | Path, highlights: Sequence[Highlight] = ()) -> Path:
     """Write ``report.html`` for one input and return its path."""
     path = Path(path)
-    return write_text(path, render_input_report(result, highlights, path.parent))
+    return write_text(path, render_input_page(result, highlights, path.parent))
 
 
-def write_index(results: Sequence[ScanResult], out_dir: str | Path) -> Path:
+def write_run_index(results: Sequence[ScanResult], out_dir: str | Path) -> Path:
     """Write ``out_dir/index.html``: every input of the run with its verdict, linking each input's report."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

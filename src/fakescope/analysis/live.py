@@ -21,12 +21,10 @@ import cv2
 import numpy as np
 import torch
 
-from ..faces import FaceTracker, crop_face
-from ..video import DEFAULT_FPS, NETWORK_SCHEMES, is_url, open_capture  # noqa: F401 - NETWORK_SCHEMES re-exported
-from ..visualization.annotate import GREEN, GREY, RED, draw_banner, draw_faces
-from .detector import Detector
-from .pipeline import CropBatcher, resolve_precision
-from .results import FaceRecord, label_for
+from ..faces import FaceTracker
+from ..options import LiveOptions
+from ..video import DEFAULT_FPS, is_url, open_capture
+from .scanner import Scanner
 
 # Frames waiting for the consumer; beyond this the capture thread waits (a file) or the camera drops (live).
 SHOW_QUEUE_SIZE = 32
@@ -113,27 +111,6 @@ class CaptureSource:
         if self._capture is not None:
             self._capture.release()
         self._capture, self._first_frame = None, None
-
-
-@dataclass
-class LiveOptions:
-    """How the live loop paces, drops, smooths and stops."""
-
-    smooth: float = 0.3  # weight of the newest p_fake in each track's moving average (1: no smoothing)
-    realtime: bool = True  # read a file source at its real-time pace (it would otherwise arrive instantly)
-    drop: bool = True  # analyse the newest frame only; False analyses every frame in order (offline, deterministic)
-    max_frames: int | None = None
-    duration_s: float | None = None
-    retries: int = 3  # reconnections of a network stream that dies midway
-    retry_delay_s: float = 0.5  # first back-off; doubles per attempt
-    rate_window_s: float = 2.0  # frame and analysis rates are measured over this sliding window
-    follow_motion: bool = True  # shift the boxes of frames not analysed by their track's velocity
-
-    def __post_init__(self) -> None:
-        if not 0 < self.smooth <= 1:
-            raise ValueError(f"smooth must be in (0, 1], got {self.smooth}")
-        if self.retries < 0:
-            raise ValueError(f"retries must be >= 0, got {self.retries}")
 
 
 @dataclass
@@ -294,10 +271,10 @@ def _median_ms(seconds: deque[float]) -> float | None:
     return round(1000 * statistics.median(seconds), 1) if seconds else None
 
 
-class LiveDetector:
-    """Runs a loaded ``Detector`` on a live source; iterate over it to get every frame with the latest predictions.
+class LiveAnalyzer:
+    """Runs a loaded ``Scanner`` on a live source; iterate over it to get every frame with the latest predictions.
 
-    ``for frame in LiveDetector(detector, "0"): ...`` starts the capture and analysis threads, yields a
+    ``for frame in LiveAnalyzer(scanner, "0"): ...`` starts the capture and analysis threads, yields a
     ``LiveFrame`` per source frame in order, and stops them when the loop ends (also on an exception or ``break``).
     ``on_analysis`` is called (from the analysis thread) with each ``Analysis``. After the run, ``end_reason``
     says why a camera or stream ended early (None: end of file, a stop limit, or the consumer stopped).
@@ -305,26 +282,23 @@ class LiveDetector:
 
     def __init__(
         self,
-        detector: Detector,
+        scanner: Scanner,
         source: str | int | FrameSource,
         options: LiveOptions | None = None,
         on_analysis: Callable[[Analysis], None] | None = None,
-        source_timeout_s: float = 10.0,
     ) -> None:
-        if detector.model.config.bidirectional:
+        if scanner.model.config.bidirectional:
             raise ValueError("live detection needs a unidirectional RNN: a bidirectional model looks at future frames")
-        self.detector = detector
+        self.scanner = scanner
         self.options = options or LiveOptions()
         self.source: FrameSource = (
-            CaptureSource(source, source_timeout_s) if isinstance(source, str | int) else source
+            CaptureSource(source, self.options.timeout_s) if isinstance(source, str | int) else source
         )
         self.on_analysis = on_analysis
-        self.window = detector.options.window or detector.model.config.window
-        self.threshold = detector.threshold
+        self.window = scanner.window
+        self.threshold = scanner.threshold
         self.stats = LiveStats()
         self.end_reason: str | None = None
-        self._to_tensor = CropBatcher(detector.model, detector.device)
-        self._autocast_dtype = resolve_precision(detector.options.precision, detector.device)
         self._tracker = FaceTracker()
         self._tracks: dict[int, _TrackState] = {}
         self._stop = threading.Event()
@@ -516,20 +490,15 @@ class LiveDetector:
     def _analyse(self, frame: CapturedFrame) -> Analysis:
         """Detect, track and predict one frame causally; advances each track's RNN state by one step."""
         started = time.perf_counter()
-        detector = self.detector
-        tracked = self._tracker.update(detector.face_detector.detect(frame.image))
+        scanner = self.scanner
+        tracked = self._tracker.update(scanner.face_detector.detect(frame.image))
         for track_id in self._tracker.pop_finished():
             self._tracks.pop(track_id, None)
         detected = time.perf_counter()
         faces: list[LiveFace] = []
         if tracked:
-            crops = [crop_face(frame.image, face.detection.box, detector.options.margin,
-                               detector.model.config.input_size) for face in tracked]
-            batch = self._to_tensor(crops)
-            with torch.autocast(detector.device.type, dtype=self._autocast_dtype or torch.float32,
-                                enabled=self._autocast_dtype is not None):
-                features = detector.model.forward_features(batch)
-            features = features.float()
+            features = scanner.encoder.encode([scanner.encoder.crop(frame.image, face.detection.box)
+                                                for face in tracked])
             for face, feature in zip(tracked, features):
                 faces.append(self._step_track(frame.index, face.track_id, feature, face.detection.box,
                                               face.detection.score))
@@ -544,7 +513,7 @@ class LiveDetector:
         self._update_velocity(track, frame_index, box)
         if track.step == self.window:  # a fresh state every window, as scan's independent windows
             track.rnn_state, track.step = None, 0
-        p_fake_tensor, track.rnn_state = self.detector.model.stream_step(feature.unsqueeze(0), track.rnn_state)
+        p_fake_tensor, track.rnn_state = self.scanner.model.stream_step(feature.unsqueeze(0), track.rnn_state)
         track.step += 1
         p_fake = float(p_fake_tensor[0])
         alpha = self.options.smooth
@@ -563,36 +532,3 @@ class LiveDetector:
             track.velocity = (VELOCITY_SMOOTHING * step_x + keep * track.velocity[0],
                               VELOCITY_SMOOTHING * step_y + keep * track.velocity[1])
         track.last_centre = (frame_index, centre_x, centre_y)
-
-
-# --- drawing ---------------------------------------------------------------------------------------------------
-
-
-def banner_text(frame: LiveFrame, stats: LiveStats, untrained: bool = False) -> str:
-    latency = f"{1000 * stats.latencies_s[-1]:.0f} ms" if stats.latencies_s else "-"
-    text = f"{frame.shown_fps:4.1f} fps shown | {frame.analysis_fps:4.1f} analyses/s | latency {latency}"
-    return text + (" | UNTRAINED MODEL" if untrained else "")
-
-
-def render_live_frame(frame: LiveFrame, threshold: float, banner: str) -> np.ndarray:
-    """A copy of the frame with each face's box coloured by its smoothed verdict, its scores, and a status banner."""
-    image = frame.image.copy()
-    records = [FaceRecord(frame.index, frame.time_s, face.track_id, face.box, face.detection_score, face.p_smooth)
-               for face in frame.faces]
-    draw_faces(image, records, threshold)
-    scale = max(image.shape[:2]) / 1000.0
-    font_scale, thickness = max(0.45, 0.6 * scale), max(1, round(2 * scale))
-    for face in frame.faces:
-        x1, _, _, y2 = (round(v) for v in face.box)
-        text = f"now {face.p_fake:.2f} ({label_for(face.p_fake, threshold)})"
-        (_, height), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)
-        bottom = min(image.shape[0] - 4, y2 + height + 6)
-        cv2.putText(image, text, (x1 + 3, bottom), cv2.FONT_HERSHEY_SIMPLEX, font_scale, (255, 255, 255),
-                    thickness + 2, cv2.LINE_AA)
-        cv2.putText(image, text, (x1 + 3, bottom), cv2.FONT_HERSHEY_SIMPLEX, font_scale, (0, 0, 0), thickness,
-                    cv2.LINE_AA)
-    if not frame.faces:
-        colour = GREY
-    else:
-        colour = RED if any(face.p_smooth >= threshold for face in frame.faces) else GREEN
-    return draw_banner(image, banner, colour)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from ..inference.results import FaceRecord
+from ..results import FaceRecord
 
 GREEN = (60, 180, 75)  # BGR
 RED = (40, 40, 220)

@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from ..atomic import atomic_path  # noqa: E402
-from ..inference.results import FrameRecord  # noqa: E402
+from ..results import FrameRecord  # noqa: E402
 
 
 @contextmanager

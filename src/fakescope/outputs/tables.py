@@ -1,4 +1,5 @@
-"""Writing scan results as files that other tools read: CSV and JSON."""
+"""Scan results as files that other tools read: predictions.csv, summary.json, and report.csv and report.json
+over a run."""
 from __future__ import annotations
 
 import csv
@@ -8,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import atomic_open, write_text
-from .results import CSV_COLUMNS, VERDICTS, ScanResult, csv_rows
+from ..results import CSV_COLUMNS, VERDICTS, ScanResult, csv_rows
 
 REPORT_COLUMNS = [
     "input", "verdict", "p_fake", "threshold", "frames_analysed", "frames_with_faces", "tracks", "reason", "output_dir",
@@ -27,7 +28,7 @@ def write_json(data: Any, path: Path) -> Path:
     return write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
-def write_report(results: list[ScanResult], out_dir: Path) -> tuple[Path, Path]:
+def write_run_tables(results: list[ScanResult], out_dir: Path) -> tuple[Path, Path]:
     """``report.csv`` (a line per input) and ``report.json`` (every summary) over a whole run."""
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path = out_dir / "report.csv"

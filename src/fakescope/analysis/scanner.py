@@ -1,0 +1,264 @@
+"""``Scanner``: a loaded model with its face detector, scanning videos and images (what ``fakescope scan``,
+``live`` and ``evaluate`` run). It analyses; writing files is ``fakescope.outputs``' job."""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..faces import create_face_detector
+from ..models import CheckpointMeta, TemporalDeepfakeModel, load_checkpoint
+from ..names import printable
+from ..options import AnalysisOptions, FaceOptions, split_values
+from ..progress import progress as progress_display
+from ..results import ScanFailure, ScanResult, aggregate, label_for, summarise_tracks
+from ..timing import StageTimer
+from ..video import FrameSelection, MediaError, MediaInfo, MediaReader, MediaSource, as_source, source_name
+from ..weights import ShippedWeightsError, default_weights_path, verify_default_weights
+from .encoder import FaceEncoder
+from .scan_loop import FrameAnalyzer
+
+log = logging.getLogger(__name__)
+
+AnalysedCallback = Callable[[ScanResult, MediaSource, MediaInfo, StageTimer], None]
+"""Called by ``Scanner.scan`` once an input is analysed and its verdict set (``fakescope.outputs`` writes files
+there); the stages it times count in the result's timings."""
+
+
+class WeightsError(RuntimeError):
+    """No usable trained weights: said plainly instead of printing verdicts of an untrained model."""
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but CUDA is not available here")
+    return torch.device(device)
+
+
+def load_trained_model(weights: str | Path | None, allow_untrained: bool) -> tuple[TemporalDeepfakeModel,
+                                                                                   CheckpointMeta]:
+    """The model of ``weights`` (default: the shipped weights, their hash checked).
+
+    Raises WeightsError when no trained weights are available, or when the checkpoint is untrained and
+    ``allow_untrained`` is false: verdicts of an untrained model mean nothing.
+    """
+    if weights is None:
+        weights = default_weights_path()
+        if weights is None:
+            raise WeightsError(
+                "this fakescope build ships no trained weights yet, so it cannot give a verdict. "
+                "Pass a trained checkpoint with --weights PATH (train one with `fakescope train`)."
+            )
+        try:
+            weights = verify_default_weights(weights.parent)
+        except ShippedWeightsError as error:
+            raise WeightsError(str(error)) from error
+    model, meta = load_checkpoint(weights)
+    if not meta.trained and not allow_untrained:
+        raise WeightsError(
+            f"{weights} holds an untrained model (its head was never trained): its verdicts would be "
+            "meaningless. Use trained weights, or pass --allow-untrained to exercise the pipeline anyway."
+        )
+    return model, meta
+
+
+class Scanner:
+    """A loaded deepfake model and face detector: ``Scanner.load(weights).scan("video.mp4")``.
+
+    ``fakescope.outputs.scan_to_folder(scanner, "video.mp4", "results")`` also writes the files.
+    """
+
+    def __init__(
+        self,
+        model: TemporalDeepfakeModel,
+        meta: CheckpointMeta,
+        faces: FaceOptions | None = None,
+        analysis: AnalysisOptions | None = None,
+        device: str | torch.device = "auto",
+    ) -> None:
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()
+        # The crops arrive channels-last (FaceEncoder); matching weights let oneDNN/cuDNN skip layout conversions.
+        self.model.backbone.to(memory_format=torch.channels_last)
+        self.model.convs.to(memory_format=torch.channels_last)
+        self.meta = meta
+        self.faces = faces or FaceOptions()
+        self.analysis = analysis or AnalysisOptions()
+        self.window = self.analysis.window or model.config.window
+        self.encoder = FaceEncoder(self.model, self.device, self.faces.margin, self.analysis.precision)
+        self.face_detector = create_face_detector(
+            "yunet",
+            score_threshold=self.faces.detect_score,
+            max_side=self.faces.detect_size,
+            min_face_size=self.faces.min_face,
+        )
+
+    @classmethod
+    def load(
+        cls,
+        weights: str | Path | None = None,
+        device: str | torch.device = "auto",
+        allow_untrained: bool = False,
+        faces: FaceOptions | None = None,
+        analysis: AnalysisOptions | None = None,
+        **option_values: Any,
+    ) -> Scanner:
+        """Load a checkpoint (default: the weights shipped with the package). Options come as ``faces`` and
+        ``analysis``, or as their fields by name (``Scanner.load(window=8, min_face=40)``), not both.
+
+        Raises WeightsError when no trained weights are available, or when the checkpoint is untrained and
+        ``allow_untrained`` is false.
+        """
+        if option_values:
+            if faces is not None or analysis is not None:
+                raise TypeError("pass either option objects or option values by name, not both")
+            face_values, analysis_values = split_values(option_values, FaceOptions, AnalysisOptions)
+            faces, analysis = FaceOptions(**face_values), AnalysisOptions(**analysis_values)
+        model, meta = load_trained_model(weights, allow_untrained)
+        return cls(model, meta, faces, analysis, device)
+
+    @property
+    def threshold(self) -> float:
+        return self.analysis.threshold if self.analysis.threshold is not None else self.meta.threshold
+
+    @property
+    def selection(self) -> FrameSelection:
+        return self.analysis.selection
+
+    def model_info(self) -> dict[str, Any]:
+        """The model's description in every summary: one shared dictionary while it stays the same (a run over
+        10,000 images keeps 10,000 results for its report, not 10,000 copies of the model's config)."""
+        info = self._model_info()
+        if getattr(self, "_model_info_cache", None) != info:
+            self._model_info_cache = info
+        return self._model_info_cache
+
+    def _model_info(self) -> dict[str, Any]:
+        return {
+            "name": self.model.config.name,
+            "weights": self.meta.path,
+            "sha256": self.meta.sha256,
+            "trained": self.meta.trained,
+            "config": self.model.config.to_dict(),
+            "device": str(self.device),
+            "precision": self.analysis.precision,
+        }
+
+    def new_result(self, source: MediaSource) -> ScanResult:
+        """The result of ``source`` before it is scanned (an error until the scan says otherwise)."""
+        return ScanResult(
+            input=str(source),
+            verdict="error",
+            threshold=self.threshold,
+            aggregation=self.analysis.aggregation,
+            selection=self.analysis.selection.describe(),
+            model=self.model_info(),
+        )
+
+    def scan(
+        self,
+        path: str | Path,
+        progress: bool = False,
+        label: str | None = None,
+        on_analysed: AnalysedCallback | None = None,
+    ) -> ScanResult:
+        """Scan one video, image or http(s)/rtsp URL. Never raises for bad input: problems come back as
+        ``verdict == "error"`` with a ``reason`` (a ScanFailure raised by ``on_analysed`` too). ``label`` names the
+        input in progress displays (default: its file name)."""
+        source = as_source(path)
+        result = self.new_result(source)
+        try:
+            shown = printable(label if label is not None else source_name(source))
+            self._scan_into(result, source, progress, shown, on_analysed)
+        except (MediaError, ScanFailure) as error:
+            result.verdict, result.reason = "error", str(error)
+        except Exception as error:  # keep scanning other inputs; the reason reaches the report
+            log.debug("scan of %s failed", source, exc_info=True)
+            result.verdict, result.reason = "error", f"internal error: {type(error).__name__}: {error}"
+        return result
+
+    def _scan_into(
+        self, result: ScanResult, source: MediaSource, progress: bool, label: str,
+        on_analysed: AnalysedCallback | None,
+    ) -> None:
+        timer = StageTimer()
+        started = time.perf_counter()
+        info = self._analyse(result, source, timer, progress, label)
+        analysis_seconds = time.perf_counter() - started
+        self._judge(result)
+        if on_analysed is not None:
+            on_analysed(result, source, info, timer)
+        total_seconds = time.perf_counter() - started
+        result.timing = {
+            "seconds": round(total_seconds, 3),
+            "analysis_seconds": round(analysis_seconds, 3),
+            "analysed_fps": round(result.frames_analysed / analysis_seconds, 3) if analysis_seconds > 0 else None,
+            "end_to_end_fps": round(result.frames_analysed / total_seconds, 3) if total_seconds > 0 else None,
+            "stages": timer.as_dict(),
+        }
+
+    def _analyse(self, result: ScanResult, source: MediaSource, timer: StageTimer, progress: bool,
+                 label: str) -> MediaInfo:
+        """Decode, detect, track and score every selected frame into ``result``; returns the media's info."""
+        analyzer = FrameAnalyzer(self.encoder, self.face_detector, self.window, self.analysis.batch_size)
+        with MediaReader(source, selection=self.analysis.selection, decode_all=False) as reader:
+            info = reader.info
+            result.kind = info.kind
+            result.media = {
+                "width": info.width, "height": info.height, "fps": round(info.fps, 4),
+                "frame_count": info.frame_count, "duration_s": round(info.duration_s, 3),
+            }
+            expected = _expected_selected(self.analysis.selection, info)
+            bar = progress_display(expected, f"{label}: analyse", "frame", progress)
+            result.frames = analyzer.analyse(reader, timer, on_frame=lambda: bar.update(1))
+            bar.close()
+        # After the reader has closed: its decoding thread has finished, so the counts and warnings are final.
+        result.frames_decoded = reader.frames_decoded
+        result.warnings.extend(reader.warnings)
+        if reader.frames_lost:
+            result.media["frames_lost"] = reader.frames_lost
+        if reader.decode_error:
+            result.verdict, result.reason = "error", reader.decode_error
+        return info
+
+    def _judge(self, result: ScanResult) -> None:
+        """Track scores, the input's score and its verdict, and the warnings that go with them."""
+        decode_error = result.reason if result.verdict == "error" else None
+        result.frames_analysed = len(result.frames)
+        result.frames_with_faces = sum(1 for frame in result.frames if frame.faces)
+        result.tracks = summarise_tracks(result.frames, result.threshold)
+        result.p_fake = aggregate(result.frames, result.tracks, self.analysis.aggregation)
+        if decode_error:
+            result.verdict, result.reason = "error", decode_error
+        elif result.frames_analysed == 0:
+            result.verdict, result.reason = "error", "no frame could be decoded"
+        elif result.p_fake is None:
+            result.verdict = "no_face"
+            result.reason = f"no face found in {result.frames_analysed} analysed frames"
+        else:
+            result.verdict = label_for(result.p_fake, result.threshold)
+        if not self.meta.trained:
+            result.warnings.append("UNTRAINED MODEL: these scores come from untrained weights and mean nothing")
+        if result.frames_analysed and result.face_ratio < 0.5 and result.frames_with_faces:
+            result.warnings.append(
+                f"faces were found on only {result.frames_with_faces} of {result.frames_analysed} analysed frames"
+            )
+
+
+def _expected_selected(selection: FrameSelection, info: MediaInfo) -> int | None:
+    """How many frames the selection should analyse (for the progress bar), or None when unknown."""
+    if info.kind == "image":
+        return 1
+    if not info.frame_count:
+        return None
+    select = selection.selector(info)
+    fps = info.fps or 25.0
+    return sum(1 for index in range(info.frame_count) if select(index, index / fps))
