@@ -12,7 +12,6 @@ talking-head and GRID identities (`runs/corpus`, see scripts/corpus_recipe.py), 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import itertools
 import json
 import math
@@ -34,10 +33,12 @@ def held_out_test_videos(corpus: Path, datasets: tuple[str, ...] = ("talking-hea
     """Real videos of the identities that only measure (never choose) the recipe's threshold."""
     import csv
 
+    from fakescope.data.corpus import is_calibration_identity
+
     with (corpus / "manifest.csv").open(newline="") as handle:
         rows = [row for row in csv.DictReader(handle)
                 if row["dataset"] in datasets and row["label"] in ("0", "real") and row.get("kind") == "video"]
-    test = [row for row in rows if int(hashlib.sha1(row["group"].encode()).hexdigest(), 16) % 2 == 1]
+    test = [row for row in rows if not is_calibration_identity(row["group"])]
     return [corpus / row["path"] for row in sorted(test, key=lambda r: r["path"])]
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import json
 import subprocess
 import sys
@@ -24,11 +23,6 @@ REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO / "runs/corpus"
 FALSE_ALARM_SETS = ("talking-heads", "grid")
 CROSS_DATASET_SETS = ("deeperforensics", "dfdc-part0")
-
-
-def is_calibration_identity(group: str) -> bool:
-    """The recipe's split of held-out real identities (scripts/corpus_recipe.py): even hash chooses the threshold."""
-    return int(hashlib.sha1(group.encode()).hexdigest(), 16) % 2 == 0
 
 
 def held_out_videos(corpus: Path) -> list[dict]:
@@ -71,6 +65,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from sklearn.metrics import roc_auc_score
+
+    from fakescope.data.corpus import is_calibration_identity
 
     if not (args.corpus / "manifest.csv").is_file():
         sys.exit(f"no corpus in {args.corpus}: build it first (fakescope corpus build, docs/MODEL_CARD.md)")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import json
 import os
 import subprocess
@@ -256,18 +255,14 @@ def step_cv(config: dict, out: Path) -> dict:
     return summary
 
 
-def _is_calibration(group: str) -> bool:
-    """Half of the held-out real identities (by a hash of the name) choose the threshold; the other half only
-    measures it."""
-    return int(hashlib.sha1(group.encode()).hexdigest(), 16) % 2 == 0
-
-
 def held_out_reals(scores: dict, datasets: list[str]) -> tuple[list[float], list[float]]:
     """(calibration, test) p_fake of the held-out real videos of ``datasets``."""
+    from fakescope.data.corpus import is_calibration_identity
+
     calibration, test = [], []
     for video in scores.values():
         if video["label"] == 0 and video["dataset"] in datasets:
-            (calibration if _is_calibration(video["group"]) else test).append(video["p_fake"])
+            (calibration if is_calibration_identity(video["group"]) else test).append(video["p_fake"])
     return calibration, test
 
 

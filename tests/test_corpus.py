@@ -347,3 +347,14 @@ def test_h264_recompression_applies_to_real_and_self_blended_copies_alike(tmp_pa
         error_strong = np.abs(strong[name].astype(int) - plain[name]).mean()
         # The codec changes the face, more at a higher CRF, but keeps it (a round trip, not noise).
         assert 0 < error_mild < error_strong < 30, (name, error_mild, error_strong)
+
+
+def test_held_out_identities_split_into_two_halves_by_name() -> None:
+    from fakescope.data.corpus import is_calibration_identity
+
+    groups = [f"person:{i}" for i in range(400)]
+    calibration = {g for g in groups if is_calibration_identity(g)}
+    assert 150 < len(calibration) < 250, "about half of the identities choose the threshold"
+    # The split depends on the name alone: the same person lands in the same half in every run and script.
+    assert calibration == {g for g in reversed(groups) if is_calibration_identity(g)}
+    assert is_calibration_identity("liveportrait:d6") is is_calibration_identity("liveportrait:d6")
