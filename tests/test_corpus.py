@@ -357,4 +357,3 @@ def test_held_out_identities_split_into_two_halves_by_name() -> None:
     assert 150 < len(calibration) < 250, "about half of the identities choose the threshold"
     # The split depends on the name alone: the same person lands in the same half in every run and script.
     assert calibration == {g for g in reversed(groups) if is_calibration_identity(g)}
-    assert is_calibration_identity("liveportrait:d6") is is_calibration_identity("liveportrait:d6")
