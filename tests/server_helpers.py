@@ -35,3 +35,73 @@ def live_message(image_bgr: np.ndarray, number: int, captured_ms: float = 0.0) -
     ok, jpeg = cv2.imencode(".jpg", image_bgr)
     assert ok
     return struct.pack("<Id", number, captured_ms) + jpeg.tobytes()
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback interface now."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class ServerProcess:
+    """``fakescope serve`` in a child process on a free loopback port: ``with ServerProcess(...) as server``."""
+
+    def __init__(self, data_dir: Path, weights: Path | None = None, *extra: str, port: int | None = None) -> None:
+        self.data_dir = data_dir
+        self.weights = weights
+        self.extra = extra
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = None
+
+    def start(self, timeout_s: float = 60.0) -> ServerProcess:
+        import os
+        import subprocess
+        import sys
+        import urllib.request
+
+        command = [sys.executable, "-m", "fakescope.cli.main", "serve", "--port", str(self.port),
+                   "--data-dir", str(self.data_dir), *self.extra]
+        if self.weights is not None:
+            command += ["--weights", str(self.weights), "--allow-untrained"]
+        environment = dict(os.environ, PYTHONPATH=os.pathsep.join(
+            [str(Path(__file__).resolve().parents[1] / "src"), os.environ.get("PYTHONPATH", "")]))
+        self.log = open(self.data_dir.parent / f"server-{self.port}.log", "ab")
+        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, env=environment)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"fakescope serve exited with {self.process.returncode}; see {self.log.name}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/api/v1/health", timeout=2) as response:
+                    if response.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"fakescope serve did not answer within {timeout_s} s")
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to finish anything (a crash, a power cut)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except Exception:  # noqa: BLE001 - then it is killed
+                self.kill()
+        if getattr(self, "log", None):
+            self.log.close()
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
