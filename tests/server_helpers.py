@@ -105,3 +105,32 @@ class ServerProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def write_y4m(video: Path, target: Path, seconds: float = 3.0, size: tuple[int, int] = (640, 480)) -> Path:
+    """The first ``seconds`` of ``video`` as a 4:2:0 YUV4MPEG2 clip of ``size``: what Chromium's fake webcam
+    plays (--use-file-for-fake-video-capture), looped in real time."""
+    capture = cv2.VideoCapture(str(video))
+    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+    width, height = size
+    with open(target, "wb") as handle:
+        handle.write(f"YUV4MPEG2 W{width} H{height} F{round(fps * 1000)}:1000 Ip A1:1 C420jpeg\n".encode())
+        for _ in range(int(seconds * fps)):
+            ok, image = capture.read()
+            if not ok:
+                break
+            planes = cv2.cvtColor(cv2.resize(image, size, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2YUV_I420)
+            handle.write(b"FRAME\n" + planes.tobytes())
+    capture.release()
+    return target
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+def fake_webcam_args(y4m: Path) -> list[str]:
+    """Chromium flags that give pages a webcam playing ``y4m``, allowed without asking."""
+    return ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+            f"--use-file-for-fake-video-capture={y4m}"]

@@ -106,7 +106,7 @@ drop.addEventListener("drop", (event) => {
 });
 
 api("/model").then((model) => {
-  document.getElementById("model").textContent = `model ${model.name}, weights sha256 ${model.sha256.slice(0, 12)}…, threshold ${model.threshold}`;
+  document.getElementById("model").textContent = `model ${model.name}, weights sha256 ${model.sha256.slice(0, 12)}…, threshold ${Number(model.threshold).toFixed(3)}`;
 }).catch(() => {});
 buildOptionControls().catch((error) => { message.textContent = `Options unavailable: ${error.message}`; });
 listJobs().catch((error) => { message.textContent = `Jobs unavailable: ${error.message}`; });
