@@ -101,6 +101,8 @@ def test_every_refusal_has_its_status(tiny_weights: Path, clip: Path, tmp_path: 
         assert client.get(f"{API}/jobs/{first['id']}/files/../../jobs.sqlite3").status_code == 404
         assert client.get(f"{API}/jobs/{first['id']}/files/summary.json").status_code == 404  # not finished
         assert client.get(f"{API}/health").json()["jobs"] == {"queued": 2, "running": 0}
+        app.state.store.claim_next()  # the first job is now running: it cannot be deleted under the worker
+        assert client.delete(f"{API}/jobs/{first['id']}").status_code == 409
 
 
 def test_api_key_guards_every_route_and_the_websocket(tiny_weights: Path, tmp_path: Path) -> None:
@@ -191,8 +193,11 @@ def test_jobs_left_running_by_a_dead_server_run_again(tiny_weights: Path, clip: 
 @pytest.mark.slow
 def test_live_socket_answers_each_viewer_with_its_own_tracks(tiny_weights: Path, tmp_path: Path) -> None:
     face = face_image()
-    with TestClient(make_app(tiny_weights, tmp_path / "data", start_worker=False)) as client:
+    with TestClient(make_app(tiny_weights, tmp_path / "data", start_worker=False, max_live_viewers=2)) as client:
         with client.websocket_connect(f"{API}/live") as first, client.websocket_connect(f"{API}/live") as second:
+            with pytest.raises(WebSocketDisconnect):  # a third viewer is one too many
+                with client.websocket_connect(f"{API}/live") as third:
+                    third.receive_json()
             first.send_bytes(live_message(face, 1, 123.5))
             answer = first.receive_json()
             assert answer["type"] == "analysis" and answer["frame"] == 1 and answer["captured_ms"] == 123.5
@@ -210,6 +215,9 @@ def test_live_socket_answers_each_viewer_with_its_own_tracks(tiny_weights: Path,
             assert client.get(f"{API}/health").json()["live_viewers"] == 2
             first.send_bytes(b"\x01" * 12 + b"not a jpeg")
             assert first.receive_json()["type"] == "error"
+        with pytest.raises(WebSocketDisconnect):  # another site's page
+            with client.websocket_connect(f"{API}/live", headers={"Origin": "https://elsewhere.example"}) as socket:
+                socket.receive_json()
 
 
 def test_serve_refuses_an_open_address_without_a_key(capsys, monkeypatch) -> None:

@@ -74,7 +74,7 @@ def create_app(scanner: Scanner, settings: ServerSettings, start_worker: bool = 
         folder.mkdir(parents=True, exist_ok=True)
     store = JobStore(settings.data_dir / "jobs.sqlite3")
     worker = ScanWorker(store, scanner, settings.uploads, settings.results)
-    live = LiveService(live_scanner_for(scanner), settings.max_live_viewers)
+    live = LiveService(live_scanner_for(scanner), settings.max_live_viewers, allowed_origins=settings.cors_origins)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -186,9 +186,8 @@ def create_app(scanner: Scanner, settings: ServerSettings, start_worker: bool = 
     def delete_job(job_id: str) -> Response:
         """Delete a finished or queued job with its upload and files."""
         job = known_job(job_id)
-        if job.state == RUNNING or worker.current == job.id:
+        if worker.current == job.id or not store.delete_unless_running(job.id):
             raise HTTPException(409, "the job is running; delete it once it has finished")
-        store.delete(job.id)
         shutil.rmtree(settings.results / job.id, ignore_errors=True)
         (settings.uploads / job.id).unlink(missing_ok=True)
         return Response(status_code=204)

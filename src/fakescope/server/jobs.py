@@ -140,8 +140,10 @@ class JobStore:
         self._execute("UPDATE jobs SET state = ?, finished = ?, summary = ?, error = ? WHERE id = ?",
                       (state, time.time(), json.dumps(summary) if summary is not None else None, error, job_id))
 
-    def delete(self, job_id: str) -> None:
-        self._execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+    def delete_unless_running(self, job_id: str) -> bool:
+        """Delete a job that is not running (in one statement, so the worker cannot claim it meanwhile); whether
+        it was deleted."""
+        return self._execute("DELETE FROM jobs WHERE id = ? AND state != ?", (job_id, RUNNING)).rowcount == 1
 
     def recent_durations(self, limit: int = 10) -> list[float]:
         """Seconds the latest finished jobs took (for a Retry-After estimate)."""

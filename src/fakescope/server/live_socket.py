@@ -43,8 +43,10 @@ class LiveService:
     """The live model shared by all viewers (one analysis at a time: the face detector is not thread-safe), and
     how many viewers may connect at once."""
 
-    def __init__(self, scanner: Scanner, max_viewers: int = 8, options: LiveOptions | None = None) -> None:
+    def __init__(self, scanner: Scanner, max_viewers: int = 8, options: LiveOptions | None = None,
+                 allowed_origins: tuple[str, ...] = ()) -> None:
         self.scanner = scanner
+        self.allowed_origins = allowed_origins
         self.max_viewers = max_viewers
         self.options = options or LiveOptions()
         self.viewers = 0
@@ -59,7 +61,19 @@ class LiveService:
             analysis = analyzer.analyse_pushed(image, frame.number, frame.captured_ms / 1000.0, frame.arrival)
         return analysis, (image.shape[1], image.shape[0])
 
+    def same_origin(self, socket: WebSocket) -> bool:
+        """Whether a browser opened the socket from this server's own pages (or an allowed origin): WebSockets
+        are not covered by CORS, so other sites' pages are refused here."""
+        origin = socket.headers.get("origin")
+        if origin is None or origin in self.allowed_origins:
+            return True  # not a browser (no Origin), or a configured origin
+        host = socket.headers.get("host", "")
+        return origin.split("://", 1)[-1] == host
+
     async def serve(self, socket: WebSocket) -> None:
+        if not self.same_origin(socket):
+            await socket.close(code=1008, reason="cross-origin WebSocket refused")
+            return
         if self.viewers >= self.max_viewers:
             await socket.close(code=1013, reason="too many live viewers; try again later")
             return
