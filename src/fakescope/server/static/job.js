@@ -62,8 +62,6 @@ async function follow() {
       ? `Queued (${job.queue_position} ahead)` : `Analysing: ${done}${total ? " / " + total : ""} frames`;
     if (total) bar.value = done / total; else bar.removeAttribute("value");
     await new Promise((resolve) => setTimeout(resolve, 700));
-    if (job.state !== "queued" && job.state !== "running") return;
-    document.getElementById("progress").classList.toggle("hidden", false);
   }
 }
 
