@@ -113,6 +113,26 @@ class CaptureSource:
         self._capture, self._first_frame = None, None
 
 
+class PushedFrames:
+    """The source of a ``LiveAnalyzer`` whose frames are pushed to it one by one (``LiveAnalyzer.analyse_pushed``),
+    such as a browser's webcam arriving over a WebSocket: nothing to open, read or close."""
+
+    kind = "pushed"
+    description = "pushed frames"
+
+    def __init__(self, fps: float = DEFAULT_FPS) -> None:
+        self.fps = fps
+
+    def open(self) -> None:
+        pass
+
+    def read(self) -> np.ndarray | None:
+        return None
+
+    def close(self) -> None:
+        pass
+
+
 @dataclass
 class CapturedFrame:
     index: int
@@ -350,6 +370,22 @@ class LiveAnalyzer:
             self.stop()
         if self._worker_error is not None:
             raise RuntimeError(f"live analysis failed: {self._worker_error}") from self._worker_error
+
+    def analyse_pushed(self, image: np.ndarray, index: int, time_s: float, arrival: float | None = None) -> Analysis:
+        """Analyse one frame of a source the caller reads itself (``PushedFrames``): the same causal step as the
+        analysis thread (detect, track, encode, advance each track's RNN state), recorded in ``stats``. ``arrival``
+        is when the frame arrived (``time.perf_counter()``; default: now). Call it from one thread at a time."""
+        frame = CapturedFrame(index, time_s, image, time.perf_counter() if arrival is None else arrival)
+        if self.stats.started is None:
+            self.stats.started = frame.arrival
+        analysis = self._analyse(frame)
+        self._record(analysis)
+        return analysis
+
+    def analysis_fps(self) -> float:
+        """Analyses per second over the last ``rate_window_s`` seconds."""
+        with self._analyses_lock:
+            return self._analysis_rate.rate(time.perf_counter())
 
     def stop(self) -> None:
         """Stop the threads and release the source; safe to call more than once."""

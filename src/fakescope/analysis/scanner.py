@@ -2,6 +2,7 @@
 ``live`` and ``evaluate`` run). It analyses; writing files is ``fakescope.outputs``' job."""
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections.abc import Callable
@@ -25,6 +26,8 @@ from .scan_loop import FrameAnalyzer
 log = logging.getLogger(__name__)
 
 AnalysedCallback = Callable[[ScanResult, MediaSource, MediaInfo, StageTimer], None]
+FrameCallback = Callable[[int, "int | None"], None]
+"""Called by ``Scanner.scan`` after each analysed frame with (frames analysed so far, frames expected or None)."""
 """Called by ``Scanner.scan`` once an input is analysed and its verdict set (``fakescope.outputs`` writes files
 there); the stages it times count in the result's timings."""
 
@@ -125,6 +128,16 @@ class Scanner:
         model, meta = load_trained_model(weights, allow_untrained)
         return cls(model, meta, faces, analysis, device)
 
+    def with_analysis(self, analysis: AnalysisOptions) -> Scanner:
+        """This scanner with other analysis options (frame selection, precision, threshold ...), sharing its model
+        and face detector: a server loads the model once and scans each request with that request's options."""
+        derived = copy.copy(self)
+        derived.analysis = analysis
+        derived.window = analysis.window or self.model.config.window
+        derived.encoder = FaceEncoder(self.model, self.device, self.faces.margin, analysis.precision)
+        derived._model_info_cache = None
+        return derived
+
     @property
     def threshold(self) -> float:
         return self.analysis.threshold if self.analysis.threshold is not None else self.meta.threshold
@@ -169,15 +182,16 @@ class Scanner:
         progress: bool = False,
         label: str | None = None,
         on_analysed: AnalysedCallback | None = None,
+        on_frame: FrameCallback | None = None,
     ) -> ScanResult:
         """Scan one video, image or http(s)/rtsp URL. Never raises for bad input: problems come back as
         ``verdict == "error"`` with a ``reason`` (a ScanFailure raised by ``on_analysed`` too). ``label`` names the
-        input in progress displays (default: its file name)."""
+        input in progress displays (default: its file name); ``on_frame`` follows the analysis frame by frame."""
         source = as_source(path)
         result = self.new_result(source)
         try:
             shown = printable(label if label is not None else source_name(source))
-            self._scan_into(result, source, progress, shown, on_analysed)
+            self._scan_into(result, source, progress, shown, on_analysed, on_frame)
         except (MediaError, ScanFailure) as error:
             result.verdict, result.reason = "error", str(error)
         except Exception as error:  # keep scanning other inputs; the reason reaches the report
@@ -187,11 +201,11 @@ class Scanner:
 
     def _scan_into(
         self, result: ScanResult, source: MediaSource, progress: bool, label: str,
-        on_analysed: AnalysedCallback | None,
+        on_analysed: AnalysedCallback | None, on_frame: FrameCallback | None = None,
     ) -> None:
         timer = StageTimer()
         started = time.perf_counter()
-        info = self._analyse(result, source, timer, progress, label)
+        info = self._analyse(result, source, timer, progress, label, on_frame)
         analysis_seconds = time.perf_counter() - started
         self._judge(result)
         if on_analysed is not None:
@@ -206,7 +220,7 @@ class Scanner:
         }
 
     def _analyse(self, result: ScanResult, source: MediaSource, timer: StageTimer, progress: bool,
-                 label: str) -> MediaInfo:
+                 label: str, on_frame: FrameCallback | None = None) -> MediaInfo:
         """Decode, detect, track and score every selected frame into ``result``; returns the media's info."""
         analyzer = FrameAnalyzer(self.encoder, self.face_detector, self.window, self.analysis.batch_size)
         with MediaReader(source, selection=self.analysis.selection, decode_all=False) as reader:
@@ -218,7 +232,16 @@ class Scanner:
             }
             expected = _expected_selected(self.analysis.selection, info)
             bar = progress_display(expected, f"{label}: analyse", "frame", progress)
-            result.frames = analyzer.analyse(reader, timer, on_frame=lambda: bar.update(1))
+            done = 0
+
+            def frame_analysed() -> None:
+                nonlocal done
+                done += 1
+                bar.update(1)
+                if on_frame is not None:
+                    on_frame(done, expected)
+
+            result.frames = analyzer.analyse(reader, timer, on_frame=frame_analysed)
             bar.close()
         # After the reader has closed: its decoding thread has finished, so the counts and warnings are final.
         result.frames_decoded = reader.frames_decoded

@@ -7,7 +7,7 @@ import os
 import sys
 
 from .. import __version__
-from . import corpus, evaluate, live, preprocess, scan, train
+from . import corpus, evaluate, live, preprocess, scan, serve, train
 from .exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "UsageError", "build_parser", "main"]
@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     scan.add_parser(commands)
     live.add_parser(commands)
+    serve.add_parser(commands)
     preprocess.add_parser(commands)
     train.add_parser(commands)
     evaluate.add_parser(commands)

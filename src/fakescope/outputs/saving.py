@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..analysis.heatmaps import compute_heatmaps
-from ..analysis.scanner import Scanner
+from ..analysis.scanner import FrameCallback, Scanner
 from ..names import printable
 from ..options import OutputOptions
 from ..progress import progress as progress_display
@@ -149,8 +149,10 @@ def scan_to_folder(
     options: OutputOptions | None = None,
     progress: bool = False,
     label: str | None = None,
+    on_frame: FrameCallback | None = None,
 ) -> ScanResult:
-    """Scan one input and write its files into ``out_dir`` (what ``fakescope scan`` does per input). Never raises
+    """Scan one input and write its files into ``out_dir`` (what ``fakescope scan`` does per input); ``on_frame``
+    follows the analysis (``Scanner.scan``). Never raises
     for bad input or outputs that cannot be written: problems come back as ``verdict == "error"`` with a reason,
     and summary.json is written whenever the folder can take it."""
     source = as_source(path)
@@ -164,7 +166,7 @@ def scan_to_folder(
         result.reason = str(error)
     else:
         writer = OutputWriter(scanner, out, options or OutputOptions(), progress, shown)
-        result = scanner.scan(source, progress=progress, label=shown, on_analysed=writer)
+        result = scanner.scan(source, progress=progress, label=shown, on_analysed=writer, on_frame=on_frame)
     result.outputs = {"dir": str(out), **result.outputs}
     try:
         with writing_into(out):
