@@ -29,17 +29,14 @@ REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO / "runs/corpus"
 
 
-def held_out_test_videos(corpus: Path, datasets: tuple[str, ...] = ("talking-heads", "grid")) -> list[Path]:
+def held_out_test_videos(corpus: Path) -> list[Path]:
     """Real videos of the identities that only measure (never choose) the recipe's threshold."""
-    import csv
+    from held_out_scan import FALSE_ALARM_SETS, held_out_videos
 
     from fakescope.data.corpus import is_calibration_identity
 
-    with (corpus / "manifest.csv").open(newline="") as handle:
-        rows = [row for row in csv.DictReader(handle)
-                if row["dataset"] in datasets and row["label"] in ("0", "real") and row.get("kind") == "video"]
-    test = [row for row in rows if not is_calibration_identity(row["group"])]
-    return [corpus / row["path"] for row in sorted(test, key=lambda r: r["path"])]
+    return [item.path for item in held_out_videos(corpus, FALSE_ALARM_SETS)
+            if item.label == 0 and item.kind == "video" and not is_calibration_identity(item.group)]
 
 
 def _frames(path: Path) -> Iterator[tuple[np.ndarray, Fraction]]:

@@ -12,7 +12,6 @@ with the same --out and settings reads them instead of scanning again.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import subprocess
 import sys
@@ -25,20 +24,18 @@ FALSE_ALARM_SETS = ("talking-heads", "grid")
 CROSS_DATASET_SETS = ("deeperforensics", "dfdc-part0")
 
 
-def held_out_videos(corpus: Path) -> list[dict]:
-    """Manifest rows of the held-out videos, with the absolute path."""
-    with (corpus / "manifest.csv").open(newline="") as handle:
-        rows = [row for row in csv.DictReader(handle)
-                if row["dataset"] in FALSE_ALARM_SETS + CROSS_DATASET_SETS and row["kind"].startswith("video")]
-    for row in rows:
-        row["file"] = str((corpus / row["path"]).resolve())
-    return sorted(rows, key=lambda row: row["path"])
+def held_out_videos(corpus: Path, datasets: tuple[str, ...] = FALSE_ALARM_SETS + CROSS_DATASET_SETS) -> list:
+    """The held-out videos of ``datasets`` (VideoItems of the corpus manifest, through the `corpus` reader)."""
+    from fakescope.data import load_dataset
+
+    manifest = (corpus / "manifest.csv").resolve()
+    return load_dataset(f"corpus:{manifest}?datasets={','.join(datasets)}&kinds=video,video_face_crop")
 
 
-def scan(videos: list[dict], out: Path, weights: Path | None, frames: int, threshold: float | None) -> dict:
+def scan(videos: list, out: Path, weights: Path | None, frames: int, threshold: float | None) -> dict:
     """input path -> that input's report.json entry; scans only when ``out`` holds no report of these settings."""
     settings = {"weights": str(weights) if weights else None, "frames": frames, "threshold": threshold,
-                "videos": [row["file"] for row in videos]}
+                "videos": [str(item.path) for item in videos]}
     record = out / "held_out_scan.json"
     if not (record.is_file() and json.loads(record.read_text()) == settings and (out / "report.json").is_file()):
         command = [str(Path(sys.executable).parent / "fakescope"), "scan", *settings["videos"], "--out", str(out),
@@ -76,11 +73,11 @@ def main() -> None:
         out.mkdir(parents=True, exist_ok=True)
         results = scan(videos, out, args.weights, args.frames, args.threshold)
     scored = []
-    for row in videos:
-        result = results.get(row["file"], {})
-        scored.append({"path": row["path"], "dataset": row["dataset"], "group": row["group"],
-                       "label": 0 if row["label"] == "real" else 1, "verdict": result.get("verdict", "missing"),
-                       "p_fake": result.get("p_fake"), "threshold": result.get("threshold")})
+    for item in videos:
+        result = results.get(str(item.path), {})
+        scored.append({"path": item.key, "dataset": item.dataset, "group": item.group, "label": item.label,
+                       "verdict": result.get("verdict", "missing"), "p_fake": result.get("p_fake"),
+                       "threshold": result.get("threshold")})
     judged = [v for v in scored if v["verdict"] in ("real", "fake")]
     unjudged = [v for v in scored if v not in judged]
     threshold = judged[0]["threshold"] if judged else None
