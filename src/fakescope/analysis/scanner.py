@@ -95,7 +95,6 @@ class Scanner:
         self.meta = meta
         self.faces = faces or FaceOptions()
         self.analysis = analysis or AnalysisOptions()
-        self.window = self.analysis.window or model.config.window
         self.encoder = FaceEncoder(self.model, self.device, self.faces.margin, self.analysis.precision)
         self.face_detector = create_face_detector(
             "yunet",
@@ -128,12 +127,16 @@ class Scanner:
         model, meta = load_trained_model(weights, allow_untrained)
         return cls(model, meta, faces, analysis, device)
 
+    @property
+    def window(self) -> int:
+        """Frames per RNN window: the analysis option, else the checkpoint's."""
+        return self.analysis.window or self.model.config.window
+
     def with_analysis(self, analysis: AnalysisOptions) -> Scanner:
         """This scanner with other analysis options (frame selection, precision, threshold ...), sharing its model
         and face detector: a server loads the model once and scans each request with that request's options."""
         derived = copy.copy(self)
         derived.analysis = analysis
-        derived.window = analysis.window or self.model.config.window
         derived.encoder = FaceEncoder(self.model, self.device, self.faces.margin, analysis.precision)
         derived._model_info_cache = None
         return derived
