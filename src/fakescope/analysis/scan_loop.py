@@ -101,9 +101,8 @@ class FrameAnalyzer:
                     self._predict_window(buffer)
         finished.clear()
 
-    @torch.inference_mode()
     def _predict_window(self, buffer: list[tuple[FaceRecord, torch.Tensor]]) -> None:
         features = torch.stack([feature for _, feature in buffer])
-        p_fake = self.model.predict_track(features, window=self.window).tolist()
+        p_fake = self.encoder.predict_track(features, window=self.window).tolist()
         for (face_record, _), value in zip(buffer, p_fake):
             face_record.p_fake = float(value)
