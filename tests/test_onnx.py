@@ -111,8 +111,16 @@ def test_int8_export_is_quantised_and_scores_close_to_torch(scanner: Scanner, ex
     assert len(int8_weights) >= 5  # the convolutions' weights
     reference = FaceEncoder(scanner.model, CPU, scanner.faces.margin, "fp32").encode(crops.crops).numpy()
     quantised = OnnxModel(exported_int8).features(np.stack(crops.crops))
-    cosine = (reference * quantised).sum(1) / (np.linalg.norm(reference, axis=1) * np.linalg.norm(quantised, axis=1))
-    assert cosine.min() > 0.95, cosine
+
+    def mean_cosine(a: np.ndarray, b: np.ndarray) -> float:
+        return float(((a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))).mean())
+
+    assert mean_cosine(reference, quantised) > 0.98
+    # The untrained tiny model gives every face nearly the same features: what int8 must keep is how each crop's
+    # features differ from the others'. Against another crop's (a wrong pairing) that agreement is near zero.
+    centre = reference.mean(0)
+    assert mean_cosine(reference - centre, quantised - centre) > 0.6
+    assert mean_cosine(reference - centre, np.roll(quantised, 5, axis=0) - centre) < 0.3
     agreement = compare_with_torch(scanner, exported_int8, crops.sequences)
     assert agreement.crops == 24 and agreement.max_p_fake_diff < 0.05
 
@@ -134,8 +142,10 @@ def test_scan_with_the_onnx_runtime_writes_the_same_outputs(scanner: Scanner, ex
     assert model["runtime"] == "onnx" and model["precision"] == "fp32"
     assert model["onnx"]["path"] == str(exported) and len(model["onnx"]["sha256"]) == 64
     assert json.loads((tmp_path / "torch" / "summary.json").read_text())["model"]["runtime"] == "torch"
+    assert "ONNX Runtime (CPUExecutionProvider), tiny.onnx" in (tmp_path / "onnx" / "report.html").read_text()
 
 
+@pytest.mark.slow  # a scan with the heatmap pass
 def test_heatmaps_with_the_onnx_runtime_come_from_the_same_weights_in_torch(scanner: Scanner, exported: Path,
                                                                            face_clip: Path, tmp_path: Path) -> None:
     code = main(["scan", str(face_clip), "--weights", scanner.meta.path, "--allow-untrained", "--runtime", "onnx",
@@ -146,6 +156,7 @@ def test_heatmaps_with_the_onnx_runtime_come_from_the_same_weights_in_torch(scan
     assert (tmp_path / "face.mp4" / "heatmap.mp4").is_file()
 
 
+@pytest.mark.slow  # two live runs over the clip
 def test_live_with_the_onnx_runtime_matches_torch(scanner: Scanner, exported: Path, face_clip: Path) -> None:
     onnx_scanner = scanner.with_analysis(AnalysisOptions(runtime="onnx", onnx_model=str(exported)))
     scores = {}
@@ -205,6 +216,7 @@ def test_an_export_of_other_weights_or_another_model_is_refused(exported: Path, 
         Scanner.load(gru, device="cpu", allow_untrained=True, runtime="onnx", onnx_model=str(exported))
 
 
+@pytest.mark.slow  # an int8 export with its calibration
 def test_export_command_writes_both_files_and_reports_agreement(scanner: Scanner, face_clip: Path, tmp_path: Path,
                                                                  capsys) -> None:
     out = tmp_path / "cli" / "model.onnx"
@@ -269,3 +281,32 @@ def test_the_server_keeps_its_runtime_for_every_request() -> None:
     merged = with_server_options(request, server)
     assert (merged.runtime, merged.onnx_model, merged.batch_size, merged.window) == ("onnx", "m.onnx", 4, 16)
     assert (merged.precision, merged.threshold, merged.selection) == ("fp32", 0.3, FrameSelection("count", 5))
+
+
+@pytest.mark.slow
+@pytest.mark.shared
+def test_shipped_model_on_a_real_video_fp32_exact_and_int8_close(ffpp_dir: Path, fake_video: Path,
+                                                                 tmp_path: Path) -> None:
+    selection = FrameSelection("count", 8)
+    scanner = Scanner.load(device="cpu", precision="fp32", selection=selection)
+    calibration = collect_face_crops(scanner, [ffpp_dir / "original_sequences" / "youtube"], frames_per_input=4)
+    assert len(calibration.crops) == 24  # 6 real videos, a face in every frame
+    results = {"torch": scanner.scan(fake_video)}
+    for precision in ("fp32", "int8"):
+        path = export_scanner(scanner, tmp_path / f"{precision}.onnx", int8=precision == "int8",
+                              calibration=calibration).encoder
+        results[precision] = scanner.with_analysis(
+            AnalysisOptions(selection=selection, runtime="onnx", onnx_model=str(path))).scan(fake_video)
+
+    def faces(result):
+        return {(frame.frame_index, face.track_id): face.p_fake for frame in result.frames for face in frame.faces}
+
+    reference = faces(results["torch"])
+    assert len(reference) >= 8
+    for precision, tolerance in (("fp32", 1e-4), ("int8", 0.1)):
+        scores = faces(results[precision])
+        assert scores.keys() == reference.keys()
+        differences = [abs(scores[key] - reference[key]) for key in reference]
+        assert float(np.mean(differences)) < tolerance, (precision, differences)
+    assert results["fp32"].verdict == results["torch"].verdict
+    assert abs(results["int8"].p_fake - results["torch"].p_fake) < 0.15
