@@ -35,6 +35,31 @@ def test_an_atomic_folder_appears_whole_and_replaces_the_old_one(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
 
 
+def test_an_atomic_scan_interrupted_half_way_leaves_no_folder(tiny_weights, tmp_path, monkeypatch):
+    from clips import make_image
+    from fakescope.analysis import Scanner
+    from fakescope.outputs import saving, scan_to_folder
+
+    image = make_image(tmp_path / "face.jpg", size=200)
+    scanner = Scanner.load(tiny_weights, device="cpu", allow_untrained=True)
+    write_tables = saving.OutputWriter._write_tables_and_trend
+
+    def interrupted(self, *args):
+        write_tables(self, *args)
+        raise KeyboardInterrupt  # Ctrl-C once predictions.csv is written
+
+    monkeypatch.setattr(saving.OutputWriter, "_write_tables_and_trend", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        scan_to_folder(scanner, image, tmp_path / "out" / "face.jpg", atomic=True)
+    assert list((tmp_path / "out").iterdir()) == []
+    monkeypatch.undo()
+    result = scan_to_folder(scanner, image, tmp_path / "out" / "face.jpg", atomic=True)
+    assert result.outputs["predictions"] == str(tmp_path / "out" / "face.jpg" / "predictions.csv")
+    assert json.loads((tmp_path / "out" / "face.jpg" / "summary.json").read_text())["outputs"]["annotated"] == \
+        str(tmp_path / "out" / "face.jpg" / "annotated.jpg")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["face.jpg"]
+
+
 def test_leftovers_of_interrupted_writes_are_found_and_only_they(tmp_path):
     dead = AtomicFolder(tmp_path / "a" / "clip.mp4")
     dead.create()

@@ -25,7 +25,7 @@ For each input, DIR/<input name>/ receives:
   predictions.csv  a row per analysed face per frame (frame_index, time_s, track_id, box, p_fake, label),
                    and a row with label "no_face" for each analysed frame without a face
   summary.json     the verdict (real, fake, no_face or error with its reason), p_fake for the whole input,
-                   the threshold, per-track scores, the model and its weights' sha256, timings
+                   the threshold, per-track scores, the model and its weights' sha256, timings, options
   annotated.mp4    every frame with a box per face, green real / red fake, and its score (H.264, plays in
                    browsers); annotated.jpg for images
   trend.png        p_fake over time per face track, with the threshold (videos)
@@ -36,6 +36,7 @@ with --heatmap also (class-activation maps of the FAKE class, red where the face
   heatmaps/        track<id>_frame<index>.png (the frame) and track<id>_frame<index>_crop.png (the face
                    crop) for the 3 most fake frames of each track
 and DIR/report.csv, DIR/report.json and DIR/index.html (linking each report.html) cover all inputs.
+Each input's folder is written under a hidden name and renamed once complete (replacing an older one).
 
 Verdict: each face track scores the mean p_fake of its frames; the input takes its most fake track
 (--aggregate max_track). It is "fake" when that score is at or above the threshold.
@@ -44,8 +45,14 @@ Inputs: files of any container and codec FFmpeg decodes (mp4, mov, mkv, webm, av
 gif ...) and images (jpg, png, webp, bmp, tiff, heic), recognised by content; http(s) and rtsp URLs. Files of a
 directory that are not video or image are listed in the report as skipped, with the reason.
 
+Cluster: --cluster ray|auto|ray://HOST:PORT scans the inputs on Ray workers (pip install 'fakescope[cluster]'),
+each holding one model, and writes the same files; the inputs, --weights and --out must be on a file system that
+every node sees at the same paths. A worker that dies has its input scanned again by another.
+Resume: --resume keeps what an interrupted run into the same --out finished with the same options and weights.
+
 Exit status: 0 when every input was scanned, 1 when some failed (the others are still scanned),
-2 for a usage error (including missing or untrained weights, or an --out that cannot be written).
+2 for a usage error (including missing or untrained weights, an --out that cannot be written, or a cluster that
+cannot be used).
 """
 
 

@@ -169,7 +169,6 @@ def scan_to_folder(
     shown = printable(label if label is not None else source_name(source))
     options = options or OutputOptions()
     folder = AtomicFolder(out) if atomic else None
-    write_dir = folder.temp_path if folder is not None else out
     try:
         with writing_into(out):
             if folder is not None:
@@ -180,12 +179,24 @@ def scan_to_folder(
     except OutputError as error:
         result = scanner.new_result(source)
         result.reason = str(error)
-        write_dir = out
-        folder = None
-    else:
+        result.options = {**result.options, "outputs": options_record(options)}
+        _finish_folder(result, out, out, None)
+        return result
+    write_dir = folder.temp_path if folder is not None else out
+    try:
         writer = OutputWriter(scanner, write_dir, options, progress, shown, shown_dir=out)
         result = scanner.scan(source, progress=progress, label=shown, on_analysed=writer, on_frame=on_frame)
-    result.options = {**result.options, "outputs": options_record(options)}
+        result.options = {**result.options, "outputs": options_record(options)}
+        _finish_folder(result, write_dir, out, folder)
+    finally:
+        if folder is not None and not folder.done:  # interrupted, or the summary could not be written
+            folder.discard()
+    return result
+
+
+def _finish_folder(result: ScanResult, write_dir: Path, out: Path, folder: AtomicFolder | None) -> None:
+    """Write summary.json into ``write_dir`` (the paths in it given where they end up, in ``out``) and, for an
+    atomic scan, rename the folder into place; a failure to write becomes the result's error."""
     if folder is not None:
         result.outputs = _moved(result.outputs, write_dir, out)
     result.outputs = {"dir": str(out), **result.outputs}
@@ -198,10 +209,6 @@ def scan_to_folder(
     except OutputError as error:
         result.verdict = "error"
         result.reason = f"{result.reason}; {error}" if result.reason else str(error)
-    finally:
-        if folder is not None and not folder.done:
-            folder.discard()
-    return result
 
 
 def _moved(outputs: dict[str, Any], written: Path, final: Path) -> dict[str, Any]:
