@@ -34,8 +34,6 @@ from ..outputs.runs import ScanJob
 from ..results import ScanResult
 from ..video import as_source, is_url, source_name
 
-log = logging.getLogger(__name__)
-
 START_TIMEOUT_S = 300.0
 """How long the run waits for a first (or, once all have died, a new) worker to start before giving up."""
 MAX_ATTEMPTS = 3
