@@ -4,6 +4,7 @@
 * ``AnalysisOptions``: running the model over the faces and turning scores into a verdict (scan, live, evaluate).
 * ``OutputOptions``: which files a scan writes.
 * ``LiveOptions``: how the live loop paces, drops, smooths and stops.
+* ``RunOptions``: where a scan run's inputs are scanned (here, or on a Ray cluster) and whether it resumes.
 
 Each field's metadata (``option(...)``) holds its help, choices, argument type, group and flag; ``fakescope.cli``
 builds its parsers from them, so a default or a list of choices exists in one place only. The flag is
@@ -51,6 +52,18 @@ def positive_float(text: str) -> float:
     if not value > 0 or not math.isfinite(value):
         raise argparse.ArgumentTypeError("must be positive")
     return value
+
+
+def cluster_address(text: str) -> str:
+    """``ray``, ``auto`` or ``ray://HOST[:PORT]`` (``--cluster``)."""
+    if text in ("ray", "auto"):
+        return text
+    if text.startswith("ray://") and text[len("ray://"):].split(":", 1)[0]:
+        port = text[len("ray://"):].partition(":")[2]
+        if port and not (port.isdigit() and 0 < int(port) < 65536):
+            raise argparse.ArgumentTypeError(f"bad port in {text!r}")
+        return text
+    raise argparse.ArgumentTypeError(f"expected ray, auto or ray://HOST[:PORT], got {text!r}")
 
 
 def probability(text: str) -> float:
@@ -180,6 +193,49 @@ class LiveOptions:
             raise ValueError(f"smooth must be in (0, 1], got {self.smooth}")
         if self.retries < 0:
             raise ValueError(f"retries must be >= 0, got {self.retries}")
+
+
+@dataclass
+class RunOptions:
+    """How a scan run goes: in this process or spread over a Ray cluster, and whether it continues an earlier run
+    from what its output folder already holds."""
+
+    cluster: str | None = option(None, type=cluster_address, metavar="ray|ray://HOST:PORT|auto", group="run",
+                                 help="scan the inputs on Ray workers that each hold one model, instead of in this "
+                                      "process: 'ray' starts a Ray instance on this machine; 'auto' joins the "
+                                      "cluster this machine belongs to (ray start); ray://HOST:PORT connects to a "
+                                      "cluster's Ray client server. The inputs and --out must be on a file system "
+                                      "every node sees at the same path. Needs pip install 'fakescope[cluster]'")
+    cluster_workers: int | None = option(None, type=positive_int, metavar="N", group="run",
+                                         help="Ray workers (default: one per CPU of the cluster, or one per GPU "
+                                              "with --device cuda); each takes an equal share of the CPUs as its "
+                                              "threads")
+    resume: bool = option(False, group="run",
+                          help="continue an interrupted run: inputs whose folder in --out holds a finished scan "
+                               "of the same input with the same options and weights are not scanned again (their "
+                               "summaries go into the report); the others are, and leftovers of interrupted "
+                               "writes are removed")
+
+    def __post_init__(self) -> None:
+        if self.cluster is not None:
+            try:
+                cluster_address(self.cluster)
+            except argparse.ArgumentTypeError as error:
+                raise ValueError(f"cluster: {error}") from None
+
+
+def options_record(options: Any) -> dict[str, Any]:
+    """The fields of an options dataclass as JSON values (a frame selection as its description): what a summary
+    records of how it was made, and what ``fakescope scan --resume`` compares."""
+    record: dict[str, Any] = {}
+    for item in dataclasses.fields(options):
+        value = getattr(options, item.name)
+        if isinstance(value, FrameSelection):
+            value = value.describe()
+        elif not (value is None or isinstance(value, (bool, int, float, str))):
+            value = str(value)
+        record[item.name] = value
+    return record
 
 
 def split_values(values: dict[str, Any], *concerns: type) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ import torch
 from ..faces import create_face_detector
 from ..models import CheckpointMeta, TemporalDeepfakeModel, load_checkpoint
 from ..names import printable
-from ..options import AnalysisOptions, FaceOptions, split_values
+from ..options import AnalysisOptions, FaceOptions, options_record, split_values
 from ..progress import progress as progress_display
 from ..results import ScanFailure, ScanResult, aggregate, label_for, summarise_tracks
 from ..timing import StageTimer
@@ -177,6 +177,7 @@ class Scanner:
             aggregation=self.analysis.aggregation,
             selection=self.analysis.selection.describe(),
             model=self.model_info(),
+            options={"faces": options_record(self.faces), "analysis": options_record(self.analysis)},
         )
 
     def scan(
