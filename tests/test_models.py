@@ -85,6 +85,19 @@ def test_predict_track_runs_independent_windows(tiny):
     assert not torch.allclose(tiny.predict_track(changed, window=8)[:8], p_fake[:8])
 
 
+def test_predict_windows_equals_predict_track_per_window(tiny):
+    torch.manual_seed(3)
+    windows = [torch.randn(length, tiny.feature_dim) for length in (8, 3, 8, 1, 3, 8)]
+    batched = tiny.predict_windows(windows)
+    assert [p.shape for p in batched] == [(w.shape[0],) for w in windows]
+    for window, p_fake in zip(windows, batched):
+        assert torch.allclose(p_fake, tiny.predict_track(window, window=window.shape[0]), atol=1e-6)
+    # Each window from a fresh state: its scores do not depend on the windows batched with it.
+    assert torch.allclose(tiny.predict_windows(windows[:1])[0], batched[0], atol=1e-6)
+    with pytest.raises(ValueError, match="T >= 1"):
+        tiny.predict_windows([torch.randn(0, tiny.feature_dim)])
+
+
 @pytest.mark.slow  # checkpoints of a full model
 def test_checkpoint_round_trip_keeps_outputs_and_config(tiny, tmp_path):
     path = save_checkpoint(tmp_path / "tiny.safetensors", tiny,
