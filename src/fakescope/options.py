@@ -98,6 +98,13 @@ class FaceOptions:
                                       "(default: %(default)s)")
     min_face: int = option(24, type=positive_int, group="faces",
                            help="ignore faces smaller than this many pixels (default: %(default)s)")
+    detect_every: int = option(5, type=positive_int, metavar="K", group="faces",
+                               help="run the face detector when K or more frames of the video have passed since it "
+                                    "last ran, and follow each face by template matching in between; it runs at "
+                                    "once on a scene cut or when a face is not followed with confidence. Counted in "
+                                    "the video's frames, so sparse frame selections (--frames 32) are detected on "
+                                    "every analysed frame unless K exceeds their spacing (1: detect every analysed "
+                                    "frame; default: %(default)s)")
 
 
 LIVE_FACE_OPTIONS = FaceOptions(detect_size=480)
