@@ -118,8 +118,9 @@ class AnalysisOptions:
     precision: str = option("auto", choices=PRECISIONS, group="model",
                             help="compute precision of the CNN (default: fp32 on CPU, fp16 on CUDA; bf16 is faster "
                                  "on CPUs with AVX-512 BF16)")
-    batch_size: int = option(8, type=positive_int, group="model",
-                             help="face crops per CNN batch (default: %(default)s)")
+    batch_size: int = option(32, type=positive_int, group="model",
+                             help="face crops per CNN batch: larger batches run faster per crop on CPUs, with the "
+                                  "same scores (default: %(default)s)")
     window: int | None = option(None, type=positive_int, group="model",
                                 help="frames per temporal window of a track; live resets a track's RNN state after "
                                      "this many analysed frames (default: the checkpoint's)")
