@@ -216,6 +216,20 @@ def test_backbone_cut_after_a_stage_equals_the_whole_backbone_up_to_it(tiny, tmp
         create_backbone("test_resnet", stage="block99")
 
 
+@pytest.mark.slow  # builds the full Xception
+@pytest.mark.parametrize("name", ["test_resnet", "legacy_xception"])
+def test_a_cut_backbone_knows_its_channels_without_a_forward_pass(name):
+    import timm
+
+    from fakescope.models.backbone import StageBackbone
+
+    whole = timm.create_model(name, num_classes=0, global_pool="").eval()
+    stages = [stage for stage, module in whole.named_children() if any(True for _ in module.parameters())]
+    for stage in stages:
+        cut = StageBackbone(whole, stage)
+        assert cut.num_features == cut._probe_channels(), stage
+
+
 @pytest.mark.slow  # a cut Xception through a checkpoint
 def test_model_on_a_cut_backbone_round_trips_through_a_checkpoint(tmp_path):
     torch.manual_seed(4)
