@@ -5,6 +5,7 @@ analysis, every output written), run by hand:
     python benchmarks/scan_throughput.py 1080p --rounds 3
     python benchmarks/scan_throughput.py triage --config "onnx=--runtime onnx --onnx-model model.onnx"
     python benchmarks/scan_throughput.py 1080p --config "k10=--detect-every 10" --only k10
+    python benchmarks/scan_throughput.py 1080p --baseline ../main/src     # also the default settings of main
 
 * ``1080p``: a 1920x1080 FaceForensics++ clip (the shared DeepFakeDetection actors clip, 553 frames at 24 fps, 23 s;
   ``--video`` for another), every frame analysed, all outputs written: frames per second.
@@ -42,10 +43,11 @@ CASES = {
 }
 
 
-def run_scan(arguments: list[str], out: Path) -> dict:
-    """One ``fakescope scan`` process: its wall clock, CPU seconds and peak RSS, and the summaries it wrote."""
+def run_scan(arguments: list[str], out: Path, src: Path = REPO / "src") -> dict:
+    """One ``fakescope scan`` process (of the package in ``src``): its wall clock, CPU seconds and peak RSS, and the
+    summaries it wrote."""
     command = [sys.executable, "-m", "fakescope.cli.main", "scan", *arguments, "--out", str(out), "--quiet"]
-    environment = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    environment = {**os.environ, "PYTHONPATH": str(src)}
     started = time.perf_counter()
     process = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     _, status, usage = os.wait4(process.pid, 0)
@@ -105,6 +107,8 @@ def main() -> None:
     parser.add_argument("--fastest", default=FASTEST_FLAGS, help=f"the fastest configuration's flags "
                                                                  f"(default: {FASTEST_FLAGS!r})")
     parser.add_argument("--rounds", type=int, default=1, help="runs of each configuration per case")
+    parser.add_argument("--baseline", type=Path, metavar="SRC",
+                        help="also run the default settings with another checkout's src folder (named baseline)")
     parser.add_argument("--video", type=Path, default=VIDEO_1080P, help="the 1080p case's video")
     parser.add_argument("--videos", type=Path, default=FFPP, help="the triage case's directory")
     args = parser.parse_args()
@@ -116,6 +120,10 @@ def main() -> None:
     for item in args.config:
         name, _, flags = item.partition("=")
         configurations[name] = shlex.split(flags)
+    sources = {name: REPO / "src" for name in configurations}
+    if args.baseline is not None:
+        configurations["baseline"] = []
+        sources["baseline"] = args.baseline.resolve()
     if args.only:
         configurations = {name: flags for name, flags in configurations.items() if name in args.only}
     for path in (args.video, args.videos):
@@ -124,7 +132,7 @@ def main() -> None:
 
     print(f"{os.cpu_count()} CPUs, load average {' '.join(f'{v:.1f}' for v in os.getloadavg())} at the start")
     for name, flags in configurations.items():
-        print(f"  {name}: {' '.join(flags) or '(no flags)'}")
+        print(f"  {name}: {' '.join(flags) or '(no flags)'}" + (f" ({sources[name]})" if name == "baseline" else ""))
     with tempfile.TemporaryDirectory() as tmp:
         for case in args.cases:
             inputs = [str(args.video)] if case == "1080p" else [str(args.videos), "--frames", "32", "--no-video"]
@@ -135,7 +143,7 @@ def main() -> None:
                 order = list(configurations) if round_number % 2 == 0 else list(reversed(configurations))
                 for name in order:
                     out = Path(tmp) / f"{case}-{name}-{round_number}"
-                    run = run_scan([*inputs, *configurations[name]], out)
+                    run = run_scan([*inputs, *configurations[name]], out, sources[name])
                     totals = summarise(run)
                     units[name] = totals["frames"] if case == "1080p" else totals["inputs"]
                     walls[name].append(run["wall"])
