@@ -221,12 +221,14 @@ class Scanner:
             "analysed_fps": round(result.frames_analysed / analysis_seconds, 3) if analysis_seconds > 0 else None,
             "end_to_end_fps": round(result.frames_analysed / total_seconds, 3) if total_seconds > 0 else None,
             "stages": timer.as_dict(),
+            "counts": dict(timer.counts),
         }
 
     def _analyse(self, result: ScanResult, source: MediaSource, timer: StageTimer, progress: bool,
                  label: str, on_frame: FrameCallback | None = None) -> MediaInfo:
         """Decode, detect, track and score every selected frame into ``result``; returns the media's info."""
-        analyzer = FrameAnalyzer(self.encoder, self.face_detector, self.window, self.analysis.batch_size)
+        analyzer = FrameAnalyzer(self.encoder, self.face_detector, self.window, self.analysis.batch_size,
+                                 self.faces.detect_every)
         with MediaReader(source, selection=self.analysis.selection, decode_all=False) as reader:
             info = reader.info
             result.kind = info.kind
