@@ -25,6 +25,12 @@ DEFAULT_VIDEO = SHARED / "data/ffpp-mini/original_sequences/actors/c23/videos/09
 BACKBONE = SHARED / "weights/xception-imagenet-keras.safetensors"
 
 
+def _default_batch_size() -> int:
+    from fakescope.options import AnalysisOptions
+
+    return AnalysisOptions().batch_size
+
+
 def make_weights(folder: Path) -> Path:
     from fakescope.models import create_model, save_checkpoint
 
@@ -160,7 +166,8 @@ def main() -> None:
     parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO)
     parser.add_argument("--weights", type=Path)
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=_default_batch_size(),
+                        help="crops per CNN batch (default: the scan's, %(default)s)")
     parser.add_argument("--memory", action="store_true", help="compare peak RSS: the clip vs. the clip looped 10x")
     parser.add_argument("--memory-every", type=int, default=4,
                         help="analyse every Nth frame in the memory runs (both runs alike), to keep them short")

@@ -36,11 +36,16 @@ def load_config(path: Path) -> dict:
 
 def select_records(records: list, rules: dict[str, dict], seed: int) -> list:
     """The crop records of the datasets named in ``rules``, at most ``per_identity`` files per identity and
-    ``max_items`` files per dataset (a seeded, repeatable choice)."""
+    ``max_items`` files per dataset (a seeded, repeatable choice); ``roles`` keeps only the identities of those
+    held-out roles (``fakescope.data.corpus.held_out_role``: fit, threshold, test)."""
+    from fakescope.data.corpus import held_out_role
+
     by_dataset: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for record in records:
-        if record.dataset in rules:
-            by_dataset[record.dataset][record.group].append(record)
+        rule = rules.get(record.dataset)
+        if rule is None or ("roles" in rule and held_out_role(record.group) not in rule["roles"]):
+            continue
+        by_dataset[record.dataset][record.group].append(record)
     chosen = []
     rng = np.random.default_rng(seed)
     for dataset, rule in sorted(rules.items()):

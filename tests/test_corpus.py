@@ -357,3 +357,17 @@ def test_held_out_identities_split_into_two_halves_by_name() -> None:
     assert 150 < len(calibration) < 250, "about half of the identities choose the threshold"
     # The split depends on the name alone: the same person lands in the same half in every run and script.
     assert calibration == {g for g in reversed(groups) if is_calibration_identity(g)}
+
+
+def test_held_out_roles_keep_the_test_half_and_split_the_calibration_half() -> None:
+    from fakescope.data.corpus import held_out_role, is_calibration_identity
+
+    groups = [f"person:{i}" for i in range(600)]
+    roles = {g: held_out_role(g) for g in groups}
+    # The test half is exactly the test half of the two-way split, so a recipe that trains on "fit" identities is
+    # measured on the same videos as one that trains on none.
+    assert {g for g, r in roles.items() if r == "test"} == {g for g in groups if not is_calibration_identity(g)}
+    calibration = [g for g in groups if is_calibration_identity(g)]
+    threshold = sum(roles[g] == "threshold" for g in calibration)
+    assert 0.2 < threshold / len(calibration) < 0.45, "about a third of the calibration half chooses the threshold"
+    assert {roles[g] for g in calibration} == {"fit", "threshold"}

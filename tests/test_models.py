@@ -85,6 +85,19 @@ def test_predict_track_runs_independent_windows(tiny):
     assert not torch.allclose(tiny.predict_track(changed, window=8)[:8], p_fake[:8])
 
 
+def test_predict_windows_equals_predict_track_per_window(tiny):
+    torch.manual_seed(3)
+    windows = [torch.randn(length, tiny.feature_dim) for length in (8, 3, 8, 1, 3, 8)]
+    batched = tiny.predict_windows(windows)
+    assert [p.shape for p in batched] == [(w.shape[0],) for w in windows]
+    for window, p_fake in zip(windows, batched):
+        assert torch.allclose(p_fake, tiny.predict_track(window, window=window.shape[0]), atol=1e-6)
+    # Each window from a fresh state: its scores do not depend on the windows batched with it.
+    assert torch.allclose(tiny.predict_windows(windows[:1])[0], batched[0], atol=1e-6)
+    with pytest.raises(ValueError, match="T >= 1"):
+        tiny.predict_windows([torch.randn(0, tiny.feature_dim)])
+
+
 @pytest.mark.slow  # checkpoints of a full model
 def test_checkpoint_round_trip_keeps_outputs_and_config(tiny, tmp_path):
     path = save_checkpoint(tmp_path / "tiny.safetensors", tiny,
@@ -201,6 +214,20 @@ def test_backbone_cut_after_a_stage_equals_the_whole_backbone_up_to_it(tiny, tmp
     assert cut.num_features == expected.shape[1]
     with pytest.raises(ValueError, match="no stage 'block99'"):
         create_backbone("test_resnet", stage="block99")
+
+
+@pytest.mark.slow  # builds the full Xception
+@pytest.mark.parametrize("name", ["test_resnet", "legacy_xception"])
+def test_a_cut_backbone_knows_its_channels_without_a_forward_pass(name):
+    import timm
+
+    from fakescope.models.backbone import StageBackbone
+
+    whole = timm.create_model(name, num_classes=0, global_pool="").eval()
+    stages = [stage for stage, module in whole.named_children() if any(True for _ in module.parameters())]
+    for stage in stages:
+        cut = StageBackbone(whole, stage)
+        assert cut.num_features == cut._probe_channels(), stage
 
 
 @pytest.mark.slow  # a cut Xception through a checkpoint

@@ -18,6 +18,7 @@ from fakescope.options import (
     FaceOptions,
     LiveOptions,
     OutputOptions,
+    RunOptions,
 )
 from fakescope.results import AGGREGATIONS
 from fakescope.video import FrameSelection
@@ -30,6 +31,16 @@ def _parse(*argv: str):
 def test_scan_defaults_are_the_dataclass_defaults():
     faces, analysis, outputs = scan_options(_parse("scan", "video.mp4"))
     assert (faces, analysis, outputs) == (FaceOptions(), AnalysisOptions(), OutputOptions())
+
+
+def test_scan_run_options_reach_their_fields():
+    from fakescope.cli.option_fields import options_from_args
+
+    assert options_from_args(RunOptions, _parse("scan", "v.mp4")) == RunOptions()
+    args = _parse("scan", "v.mp4", "--cluster", "ray://head:10001", "--cluster-workers", "3", "--resume")
+    assert options_from_args(RunOptions, args) == RunOptions(cluster="ray://head:10001", cluster_workers=3, resume=True)
+    with pytest.raises(ValueError, match="expected ray, auto"):
+        RunOptions(cluster="spark")
 
 
 def test_live_defaults_are_the_dataclass_defaults():
@@ -73,7 +84,7 @@ def test_choices_come_from_the_options():
     assert actions["aggregation"].choices == sorted(AGGREGATIONS)
 
 
-@pytest.mark.parametrize("concern", [FaceOptions, AnalysisOptions, OutputOptions, LiveOptions])
+@pytest.mark.parametrize("concern", [FaceOptions, AnalysisOptions, OutputOptions, LiveOptions, RunOptions])
 def test_every_command_line_field_is_documented(concern):
     for field in dataclasses.fields(concern):
         if field.metadata.get("cli") and field.metadata.get("kind") != "selection":

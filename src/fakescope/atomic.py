@@ -6,6 +6,8 @@ the final name: the file is either complete or absent. Every output of fakescope
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -94,3 +96,92 @@ def write_bytes(path: str | Path, data: bytes) -> Path:
     with atomic_open(path, "wb") as handle:
         handle.write(data)
     return Path(path)
+
+
+REPLACED_MARKER = ".replaced"
+_LEFTOVER = re.compile(r"^\..+\.[0-9a-f]{8}(\.partial|\.replaced)(\.[^./]*)?$")
+
+
+class AtomicFolder:
+    """A hidden temporary folder beside ``path`` that becomes ``path`` on ``commit()``: the folder under its final
+    name is complete or absent, never half-written. ``discard()`` removes it.
+
+    Committing replaces an existing ``path`` as a whole (moved aside, then removed), so nothing of an older scan
+    of the same input stays behind.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.temp_path = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}{PARTIAL_MARKER}")
+        self.done = False
+
+    def create(self) -> Path:
+        """Create the temporary folder (and the parents of ``path``); returns it."""
+        self.temp_path.mkdir(parents=True)
+        return self.temp_path
+
+    def commit(self) -> Path:
+        """Give the finished temporary folder its final name, replacing an older folder of that name."""
+        if self.done:
+            return self.path
+        try:
+            old = None
+            if self.path.is_dir() and not self.path.is_symlink():
+                # A directory cannot be renamed over a non-empty one: move the old one aside first.
+                old = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}{REPLACED_MARKER}")
+                os.rename(self.path, old)
+            os.rename(self.temp_path, self.path)
+        except BaseException:
+            self.discard()
+            raise
+        self.done = True
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return self.path
+
+    def discard(self) -> None:
+        """Remove the temporary folder, if any; never raises."""
+        self.done = True
+        shutil.rmtree(self.temp_path, ignore_errors=True)
+
+
+def is_leftover(name: str) -> bool:
+    """Whether ``name`` is a hidden temporary file or folder of this module (``.x.1a2b3c4d.partial[.ext]``, or an
+    older folder moved aside, ``.x.1a2b3c4d.replaced``)."""
+    return bool(_LEFTOVER.match(name))
+
+
+def remove_leftovers(root: str | Path) -> int:
+    """Remove what interrupted writes left under ``root`` (hidden ``.partial`` files and folders, folders moved
+    aside while being replaced), without descending into them; returns how many were removed. For a run that
+    starts over in the output folder of one that was killed."""
+    removed = 0
+    for folder, subfolders, files in os.walk(root):
+        for name in [name for name in subfolders if is_leftover(name)]:
+            subfolders.remove(name)
+            shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+            removed += 1
+        for name in files:
+            if is_leftover(name):
+                try:
+                    os.unlink(os.path.join(folder, name))
+                    removed += 1
+                except OSError:
+                    pass
+    return removed
+
+
+def remove_partial_folders(path: str | Path) -> int:
+    """Remove the hidden temporary folders of ``AtomicFolder(path)`` (of attempts that died); returns how many."""
+    path = Path(path)
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.[0-9a-f]{{8}}{re.escape(PARTIAL_MARKER)}$")
+    removed = 0
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return 0
+    for entry in entries:
+        if pattern.match(entry.name) and entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed += 1
+    return removed

@@ -4,6 +4,7 @@
 * ``AnalysisOptions``: running the model over the faces and turning scores into a verdict (scan, live, evaluate).
 * ``OutputOptions``: which files a scan writes.
 * ``LiveOptions``: how the live loop paces, drops, smooths and stops.
+* ``RunOptions``: where a scan run's inputs are scanned (here, or on a Ray cluster) and whether it resumes.
 
 Each field's metadata (``option(...)``) holds its help, choices, argument type, group and flag; ``fakescope.cli``
 builds its parsers from them, so a default or a list of choices exists in one place only. The flag is
@@ -57,6 +58,18 @@ def positive_float(text: str) -> float:
     return value
 
 
+def cluster_address(text: str) -> str:
+    """``ray``, ``auto`` or ``ray://HOST[:PORT]`` (``--cluster``)."""
+    if text in ("ray", "auto"):
+        return text
+    if text.startswith("ray://") and text[len("ray://"):].split(":", 1)[0]:
+        port = text[len("ray://"):].partition(":")[2]
+        if port and not (port.isdigit() and 0 < int(port) < 65536):
+            raise argparse.ArgumentTypeError(f"bad port in {text!r}")
+        return text
+    raise argparse.ArgumentTypeError(f"expected ray, auto or ray://HOST[:PORT], got {text!r}")
+
+
 def probability(text: str) -> float:
     value = float(text)
     if not 0.0 <= value <= 1.0:
@@ -102,6 +115,13 @@ class FaceOptions:
                                       "(default: %(default)s)")
     min_face: int = option(24, type=positive_int, group="faces",
                            help="ignore faces smaller than this many pixels (default: %(default)s)")
+    detect_every: int = option(5, type=positive_int, metavar="K", group="faces",
+                               help="run the face detector when K or more frames of the video have passed since it "
+                                    "last ran, and follow each face by template matching in between; it runs at "
+                                    "once on a scene cut or when a face is not followed with confidence. Counted in "
+                                    "the video's frames, so sparse frame selections (--frames 32) are detected on "
+                                    "every analysed frame unless K exceeds their spacing (1: detect every analysed "
+                                    "frame; default: %(default)s)")
 
 
 LIVE_FACE_OPTIONS = FaceOptions(detect_size=480)
@@ -123,8 +143,9 @@ class AnalysisOptions:
     onnx_model: str | None = option(None, type=str, metavar="FILE", group="model",
                                     help="the encoder file `fakescope export --format onnx` wrote (its .head.onnx "
                                          "beside it), exported from the weights in use; for --runtime onnx")
-    batch_size: int = option(8, type=positive_int, group="model",
-                             help="face crops per CNN batch (default: %(default)s)")
+    batch_size: int = option(32, type=positive_int, group="model",
+                             help="face crops per CNN batch: larger batches run faster per crop on CPUs, with the "
+                                  "same scores (default: %(default)s)")
     window: int | None = option(None, type=positive_int, group="model",
                                 help="frames per temporal window of a track; live resets a track's RNN state after "
                                      "this many analysed frames (default: the checkpoint's)")
@@ -194,6 +215,49 @@ class LiveOptions:
             raise ValueError(f"smooth must be in (0, 1], got {self.smooth}")
         if self.retries < 0:
             raise ValueError(f"retries must be >= 0, got {self.retries}")
+
+
+@dataclass
+class RunOptions:
+    """How a scan run goes: in this process or spread over a Ray cluster, and whether it continues an earlier run
+    from what its output folder already holds."""
+
+    cluster: str | None = option(None, type=cluster_address, metavar="ray|ray://HOST:PORT|auto", group="run",
+                                 help="scan the inputs on Ray workers that each hold one model, instead of in this "
+                                      "process: 'ray' starts a Ray instance on this machine; 'auto' joins the "
+                                      "cluster this machine belongs to (ray start); ray://HOST:PORT connects to a "
+                                      "cluster's Ray client server. The inputs and --out must be on a file system "
+                                      "every node sees at the same path. Needs pip install 'fakescope[cluster]'")
+    cluster_workers: int | None = option(None, type=positive_int, metavar="N", group="run",
+                                         help="Ray workers (default: one per CPU of the cluster, or one per GPU "
+                                              "with --device cuda); each takes an equal share of the CPUs as its "
+                                              "threads")
+    resume: bool = option(False, group="run",
+                          help="continue an interrupted run: inputs whose folder in --out holds a finished scan "
+                               "of the same input with the same options and weights are not scanned again (their "
+                               "summaries go into the report); the others are, and leftovers of interrupted "
+                               "writes are removed")
+
+    def __post_init__(self) -> None:
+        if self.cluster is not None:
+            try:
+                cluster_address(self.cluster)
+            except argparse.ArgumentTypeError as error:
+                raise ValueError(f"cluster: {error}") from None
+
+
+def options_record(options: Any) -> dict[str, Any]:
+    """The fields of an options dataclass as JSON values (a frame selection as its description): what a summary
+    records of how it was made, and what ``fakescope scan --resume`` compares."""
+    record: dict[str, Any] = {}
+    for item in dataclasses.fields(options):
+        value = getattr(options, item.name)
+        if isinstance(value, FrameSelection):
+            value = value.describe()
+        elif not (value is None or isinstance(value, (bool, int, float, str))):
+            value = str(value)
+        record[item.name] = value
+    return record
 
 
 def split_values(values: dict[str, Any], *concerns: type) -> list[dict[str, Any]]:

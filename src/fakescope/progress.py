@@ -90,3 +90,12 @@ def progress(total: int | None, desc: str, unit: str, enabled: bool) -> Progress
     if getattr(stream, "isatty", lambda: False)():
         return tqdm(total=total, desc=desc, unit=unit, leave=False, file=stream)
     return LineProgress(total, desc, unit)
+
+
+def print_line(display: Progress, text: str, stream: TextIO) -> None:
+    """Print ``text`` on ``stream`` without breaking ``display``: above its bar when it is one."""
+    if isinstance(display, tqdm):
+        display.write(text, file=stream)
+        stream.flush()
+    else:
+        print(text, file=stream, flush=True)

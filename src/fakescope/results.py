@@ -151,6 +151,7 @@ class ScanResult:
     timing: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)  # paths as strings; lists of them for many files
+    options: dict[str, Any] = field(default_factory=dict)  # {"faces": {...}, "analysis": {...}, "outputs": {...}}
     frames: list[FrameRecord] = field(default_factory=list, repr=False)
 
     @property
@@ -189,4 +190,5 @@ class ScanResult:
             "timing": self.timing,
             "warnings": self.warnings,
             "outputs": self.outputs,
+            "options": self.options,
         }

@@ -1,4 +1,4 @@
-"""Wall-clock seconds per stage of a job (decode, detect, crop, model, heatmap, write)."""
+"""Wall-clock seconds per stage of a job (decode, detect, crop, model, heatmap, write), and counts of its events."""
 from __future__ import annotations
 
 import time
@@ -8,10 +8,11 @@ from contextlib import contextmanager
 
 
 class StageTimer:
-    """Wall-clock seconds spent per pipeline stage."""
+    """Wall-clock seconds spent per pipeline stage, and how often things happened (``counts``, e.g. detector runs)."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
+        self.counts: dict[str, int] = defaultdict(int)
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:

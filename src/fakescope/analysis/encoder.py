@@ -75,8 +75,8 @@ class FaceEncoder:
 
     ``crop`` cuts one face (square, ``margin`` x its box, resized to the model's input); ``to_batch`` normalises
     uint8 RGB crops into a channels-last tensor; ``encode`` runs the CNN part of the model on them (under autocast
-    when ``precision`` asks for it) and returns float32 (N, C) features; ``predict_track`` and ``stream_step`` run
-    the temporal head (the RNN and the dense layers, in fp32).
+    when ``precision`` asks for it) and returns float32 (N, C) features; ``predict_windows``, ``predict_track`` and
+    ``stream_step`` run the temporal head (the RNN and the dense layers, in fp32).
     """
 
     runtime = "torch"
@@ -113,9 +113,15 @@ class FaceEncoder:
         return features.float()
 
     @torch.inference_mode()
+    def predict_windows(self, windows: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """p(fake) for each frame of each (T_i, C) window of features, each from a fresh RNN state (windows of one
+        length in one pass)."""
+        return self.model.predict_windows(windows)
+
     def predict_track(self, features: torch.Tensor, window: int) -> torch.Tensor:
         """p(fake) for each frame of one track's (T, C) features, in independent windows of ``window`` frames."""
-        return self.model.predict_track(features, window=window)
+        chunks = [features[start : start + window] for start in range(0, features.shape[0], window)]
+        return torch.cat(self.predict_windows(chunks)) if chunks else features.new_zeros(0)
 
     @torch.inference_mode()
     def stream_step(self, features: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
@@ -149,19 +155,19 @@ class OnnxFaceEncoder(FaceEncoder):
     def encode(self, crops: Sequence[np.ndarray]) -> torch.Tensor:
         return torch.from_numpy(self.onnx_model.features(np.stack(crops)))
 
-    def predict_track(self, features: torch.Tensor, window: int) -> torch.Tensor:
-        # Full windows go through the head together (each from a fresh state, as PyTorch's one at a time).
-        array = features.detach().cpu().float().numpy()
-        length = array.shape[0]
-        full = length - length % window
-        parts = []
-        if full:
-            p_fake, _ = self.onnx_model.temporal(array[:full].reshape(full // window, window, -1))
-            parts.append(p_fake.reshape(-1))
-        if full < length:
-            p_fake, _ = self.onnx_model.temporal(array[full:][None])
-            parts.append(p_fake[0])
-        return torch.from_numpy(np.concatenate(parts)) if parts else torch.zeros(0)
+    def predict_windows(self, windows: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        positions_by_length: dict[int, list[int]] = {}
+        for position, window in enumerate(windows):
+            if window.ndim != 2 or window.shape[0] == 0:
+                raise ValueError(f"each window must be (T, C) with T >= 1, got {tuple(window.shape)}")
+            positions_by_length.setdefault(window.shape[0], []).append(position)
+        p_fake: list[torch.Tensor] = [torch.empty(0)] * len(windows)
+        for positions in positions_by_length.values():
+            batch = np.stack([windows[position].detach().cpu().float().numpy() for position in positions])
+            scores, _ = self.onnx_model.temporal(batch)
+            for position, row in zip(positions, scores):
+                p_fake[position] = torch.from_numpy(row)
+        return p_fake
 
     def stream_step(self, features: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
         if self.model.config.bidirectional:

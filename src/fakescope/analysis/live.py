@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..faces import FaceTracker
+from ..faces import FaceTracker, IntervalFaceDetector
 from ..options import LiveOptions
 from ..video import DEFAULT_FPS, is_url, open_capture
 from .scanner import Scanner
@@ -320,6 +320,7 @@ class LiveAnalyzer:
         self.stats = LiveStats()
         self.end_reason: str | None = None
         self._tracker = FaceTracker()
+        self._face_finder = IntervalFaceDetector(scanner.face_detector, scanner.faces.detect_every)
         self._tracks: dict[int, _TrackState] = {}
         self._stop = threading.Event()
         self._shown: deque[CapturedFrame | object] = deque()
@@ -527,7 +528,7 @@ class LiveAnalyzer:
         """Detect, track and predict one frame causally; advances each track's RNN state by one step."""
         started = time.perf_counter()
         scanner = self.scanner
-        tracked = self._tracker.update(scanner.face_detector.detect(frame.image))
+        tracked = self._tracker.update(self._face_finder.detect(frame.image, frame.index))
         for track_id in self._tracker.pop_finished():
             self._tracks.pop(track_id, None)
         detected = time.perf_counter()

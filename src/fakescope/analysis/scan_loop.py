@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 import torch
 
-from ..faces import FaceDetector, FaceTracker
+from ..faces import FaceDetector, FaceTracker, IntervalFaceDetector
 from ..results import FaceRecord, FrameRecord
 from ..timing import StageTimer
 from ..video import Frame
@@ -20,12 +20,14 @@ class FrameAnalyzer:
     Memory stays flat: crops wait only until a batch fills, features only until their track's window fills.
     """
 
-    def __init__(self, encoder: FaceEncoder, face_detector: FaceDetector, window: int, batch_size: int) -> None:
+    def __init__(self, encoder: FaceEncoder, face_detector: FaceDetector, window: int, batch_size: int,
+                 detect_every: int = 1) -> None:
         self.encoder = encoder
         self.model = encoder.model
         self.face_detector = face_detector
         self.window = window
         self.batch_size = batch_size
+        self.detect_every = detect_every
 
     def analyse(
         self,
@@ -33,8 +35,12 @@ class FrameAnalyzer:
         timer: StageTimer,
         on_frame: Callable[[], None] | None = None,
     ) -> list[FrameRecord]:
-        """Analyse each frame of ``frames`` (already selected); returns one record per frame, in order."""
+        """Analyse each frame of ``frames`` (already selected); returns one record per frame, in order.
+
+        ``timer.counts["detector_runs"]`` says on how many of them the face detector ran (the others followed its
+        faces)."""
         tracker = FaceTracker()
+        finder = IntervalFaceDetector(self.face_detector, self.detect_every)
         records: list[FrameRecord] = []
         pending: list[tuple[FaceRecord, np.ndarray]] = []
         track_buffers: dict[int, list[tuple[FaceRecord, torch.Tensor]]] = defaultdict(list)
@@ -47,7 +53,7 @@ class FrameAnalyzer:
             if frame is None:
                 break
             with timer.stage("detect"):
-                detections = self.face_detector.detect(frame.image)
+                detections = finder.detect(frame.image, frame.index)
                 tracked = tracker.update(detections)
                 finished.update(tracker.pop_finished())
             record = FrameRecord(frame.index, frame.time_s)
@@ -67,6 +73,7 @@ class FrameAnalyzer:
             if on_frame is not None:
                 on_frame()
 
+        timer.counts["detector_runs"] += finder.detector_runs
         finished.update(tracker.finish())
         if pending:
             self._run_features(pending, track_buffers, timer)
@@ -81,12 +88,13 @@ class FrameAnalyzer:
     ) -> None:
         with timer.stage("model"):
             features = self.encoder.encode([crop for _, crop in pending])
+            full_windows = []
             for (face_record, _), feature in zip(pending, features):
                 buffer = track_buffers[face_record.track_id]
                 buffer.append((face_record, feature))
                 if len(buffer) == self.window:
-                    self._predict_window(buffer)
-                    buffer.clear()
+                    full_windows.append(track_buffers.pop(face_record.track_id))
+            self._predict_windows(full_windows)
 
     def _flush_tracks(
         self,
@@ -95,14 +103,16 @@ class FrameAnalyzer:
         timer: StageTimer,
     ) -> None:
         with timer.stage("model"):
-            for track_id in sorted(finished):
-                buffer = track_buffers.pop(track_id, None)
-                if buffer:
-                    self._predict_window(buffer)
+            windows = [track_buffers.pop(track_id) for track_id in sorted(finished) if track_buffers.get(track_id)]
+            self._predict_windows(windows)
         finished.clear()
 
-    def _predict_window(self, buffer: list[tuple[FaceRecord, torch.Tensor]]) -> None:
-        features = torch.stack([feature for _, feature in buffer])
-        p_fake = self.encoder.predict_track(features, window=self.window).tolist()
-        for (face_record, _), value in zip(buffer, p_fake):
-            face_record.p_fake = float(value)
+    @torch.inference_mode()
+    def _predict_windows(self, windows: list[list[tuple[FaceRecord, torch.Tensor]]]) -> None:
+        """Set p_fake of every face of ``windows`` (each a track's frames), all in one pass per window length."""
+        if not windows:
+            return
+        features = [torch.stack([feature for _, feature in window]) for window in windows]
+        for window, p_fake in zip(windows, self.encoder.predict_windows(features)):
+            for (face_record, _), value in zip(window, p_fake.tolist()):
+                face_record.p_fake = float(value)

@@ -15,7 +15,7 @@ from ..faces import create_face_detector
 from ..models import CheckpointMeta, TemporalDeepfakeModel, load_checkpoint
 from ..models.onnx_model import OnnxModel, check_matches
 from ..names import printable
-from ..options import AnalysisOptions, FaceOptions, split_values
+from ..options import AnalysisOptions, FaceOptions, options_record, split_values
 from ..progress import progress as progress_display
 from ..results import ScanFailure, ScanResult, aggregate, label_for, summarise_tracks
 from ..timing import StageTimer
@@ -206,6 +206,7 @@ class Scanner:
             aggregation=self.analysis.aggregation,
             selection=self.analysis.selection.describe(),
             model=self.model_info(),
+            options={"faces": options_record(self.faces), "analysis": options_record(self.analysis)},
         )
 
     def scan(
@@ -249,12 +250,14 @@ class Scanner:
             "analysed_fps": round(result.frames_analysed / analysis_seconds, 3) if analysis_seconds > 0 else None,
             "end_to_end_fps": round(result.frames_analysed / total_seconds, 3) if total_seconds > 0 else None,
             "stages": timer.as_dict(),
+            "counts": dict(timer.counts),
         }
 
     def _analyse(self, result: ScanResult, source: MediaSource, timer: StageTimer, progress: bool,
                  label: str, on_frame: FrameCallback | None = None) -> MediaInfo:
         """Decode, detect, track and score every selected frame into ``result``; returns the media's info."""
-        analyzer = FrameAnalyzer(self.encoder, self.face_detector, self.window, self.analysis.batch_size)
+        analyzer = FrameAnalyzer(self.encoder, self.face_detector, self.window, self.analysis.batch_size,
+                                 self.faces.detect_every)
         with MediaReader(source, selection=self.analysis.selection, decode_all=False) as reader:
             info = reader.info
             result.kind = info.kind

@@ -18,7 +18,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from tqdm import tqdm
 
@@ -283,3 +283,15 @@ def is_calibration_identity(group: str) -> bool:
     """The split of held-out real identities used to judge a recipe: half of them (by a hash of the group name)
     choose the verdict threshold, the other half only measure it, so the measured false-alarm rate is honest."""
     return int(hashlib.sha1(group.encode()).hexdigest(), 16) % 2 == 0
+
+
+HeldOutRole = Literal["fit", "threshold", "test"]
+
+
+def held_out_role(group: str) -> HeldOutRole:
+    """A finer split of the held-out real identities, for recipes that train on some of them: the test half of
+    :func:`is_calibration_identity` stays ``"test"`` (only measures), and the calibration half divides by a second
+    hash into ``"threshold"`` (a third: chooses the threshold, never trained on) and ``"fit"`` (may be trained on)."""
+    if not is_calibration_identity(group):
+        return "test"
+    return "threshold" if int(hashlib.sha1(f"part:{group}".encode()).hexdigest(), 16) % 3 == 0 else "fit"

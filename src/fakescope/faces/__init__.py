@@ -8,12 +8,14 @@ from fakescope.faces.detection import (
     create_face_detector,
     find_yunet_model,
 )
+from fakescope.faces.interval import IntervalFaceDetector
 from fakescope.faces.tracker import FaceTracker, TrackedFace, box_iou
 
 __all__ = [
     "Detection",
     "FaceDetector",
     "FaceTracker",
+    "IntervalFaceDetector",
     "TrackedFace",
     "YuNetDetector",
     "available_face_detectors",

@@ -34,12 +34,15 @@ class StageBackbone(nn.Module):
         for name in names[: names.index(stage) + 1]:
             self.add_module(name, getattr(backbone, name))
         self.stage = stage
+        self.num_features = _output_channels(getattr(self, stage)) or self._probe_channels()
+
+    def _probe_channels(self) -> int:
         with torch.no_grad():
             was_training = self.training
             self.eval()
             probe = self.forward_features(torch.zeros(1, 3, 64, 64))
             self.train(was_training)
-        self.num_features = int(probe.shape[1])
+        return int(probe.shape[1])
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         for module in self.children():
@@ -56,6 +59,16 @@ class StageBackbone(nn.Module):
         if stage not in names:
             raise ValueError(f"backbone has no stage {stage!r}; its stages: {', '.join(names)}")
         return nn.Sequential(*[getattr(self, name) for name in names[names.index(stage) + 1 :]])
+
+
+def _output_channels(stage: nn.Module) -> int | None:
+    """Channels out of a stage of conv blocks, read from its layers: the width of its last convolution or batch norm
+    (which end a block's main path, and its shortcut's); None when it has neither. Saves a probing forward pass,
+    whose first-call kernel set-up cost more CPU than the rest of loading a checkpoint."""
+    widths = [module.out_channels if isinstance(module, nn.modules.conv._ConvNd) else module.num_features
+              for module in stage.modules()
+              if isinstance(module, (nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm))]
+    return int(widths[-1]) if widths else None
 
 
 def create_backbone(

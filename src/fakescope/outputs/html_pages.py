@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from html import escape
 from pathlib import Path
+from typing import Any
 
-from ..atomic import write_text
+from ..atomic import atomic_open, write_text
 from ..results import AGGREGATIONS, ScanResult
 from .render import Highlight
+from .tables import as_summary
 
 VERDICT_COLOURS = {"fake": "#c62828", "real": "#2e7d32", "no_face": "#757575", "error": "#37474f",
                    "skipped": "#9e9e9e"}
@@ -67,13 +69,19 @@ def _score(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-def _page(title: str, body: str) -> str:
+def _page_head(title: str) -> str:
     return (
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-        f"<title>{escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<main>\n{body}</main>\n"
-        "</body>\n</html>\n"
+        f"<title>{escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<main>\n"
     )
+
+
+PAGE_TAIL = "</main>\n</body>\n</html>\n"
+
+
+def _page(title: str, body: str) -> str:
+    return _page_head(title) + body + PAGE_TAIL
 
 
 def _verdict_section(result: ScanResult) -> str:
@@ -230,33 +238,44 @@ def write_input_page(result: ScanResult, path: str | Path, highlights: Sequence[
     return write_text(path, render_input_page(result, highlights, path.parent))
 
 
-def write_run_index(results: Sequence[ScanResult], out_dir: str | Path) -> Path:
-    """Write ``out_dir/index.html``: every input of the run with its verdict, linking each input's report."""
+def write_run_index(entries: Iterable[ScanResult | dict[str, Any]], out_dir: str | Path) -> Path:
+    """Write ``out_dir/index.html``: every input of the run with its verdict, linking each input's report.
+    ``entries``: the results or their summaries, in input order; read twice (a list, or a ``SummarySpool``), one at
+    a time, so the page of a run over many inputs is never held in memory whole."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for result in results:
-        name = escape(result.input)
-        report = result.outputs.get("report")
-        if isinstance(report, str) and Path(report).is_file():
-            href = escape(Path(os.path.relpath(Path(report).resolve(), out_dir.resolve())).as_posix(), quote=True)
-            name = f'<a href="{href}">{name}</a>'
-        frames = f"{result.frames_with_faces}/{result.frames_analysed}" if result.frames_analysed else ""
-        rows.append(
-            f"<tr><td>{name}</td><td>{_pill(result.verdict)}</td><td class=\"num\">{_score(result.p_fake)}</td>"
-            f"<td class=\"num\">{frames}</td><td>{escape(result.reason or '')}</td></tr>\n"
-        )
-    counts = {verdict: sum(r.verdict == verdict for r in results) for verdict in VERDICT_COLOURS}
-    summary = ", ".join(f"{count} {verdict}" for verdict, count in counts.items() if count)
-    warnings = sorted({warning for result in results for warning in result.warnings})
-    inputs = f"{len(results)} input{'' if len(results) == 1 else 's'}"
-    body = (
-        f"<h1>fakescope scan: {inputs}</h1>\n<p class=\"muted\">{escape(summary)}</p>\n"
-        + "".join(f'<div class="warning">&#9888; {escape(w)}</div>\n' for w in warnings)
-        + "<section><table><thead><tr><th>input</th><th>verdict</th><th class=\"num\">p_fake</th>"
-        "<th class=\"num\">frames with a face / analysed</th><th>reason</th></tr></thead>\n"
-        f"<tbody>{''.join(rows)}</tbody></table></section>\n"
-    )
+    counts = dict.fromkeys(VERDICT_COLOURS, 0)
+    warnings: set[str] = set()
+    for entry in entries:
+        summary = as_summary(entry)
+        counts[summary["verdict"]] = counts.get(summary["verdict"], 0) + 1
+        warnings.update(summary["warnings"])
+    total = sum(counts.values())
+    summary_line = ", ".join(f"{count} {verdict}" for verdict, count in counts.items() if count)
+    inputs = f"{total} input{'' if total == 1 else 's'}"
     path = out_dir / "index.html"
-    write_text(path, _page(f"fakescope scan: {inputs}", body))
+    with atomic_open(path, "w") as handle:
+        handle.write(_page_head(f"fakescope scan: {inputs}"))
+        handle.write(
+            f"<h1>fakescope scan: {inputs}</h1>\n<p class=\"muted\">{escape(summary_line)}</p>\n"
+            + "".join(f'<div class="warning">&#9888; {escape(w)}</div>\n' for w in sorted(warnings))
+            + "<section><table><thead><tr><th>input</th><th>verdict</th><th class=\"num\">p_fake</th>"
+            "<th class=\"num\">frames with a face / analysed</th><th>reason</th></tr></thead>\n<tbody>"
+        )
+        for entry in entries:
+            handle.write(_index_row(as_summary(entry), out_dir))
+        handle.write("</tbody></table></section>\n" + PAGE_TAIL)
     return path
+
+
+def _index_row(summary: dict[str, Any], out_dir: Path) -> str:
+    name = escape(summary["input"])
+    report = summary["outputs"].get("report")
+    if isinstance(report, str) and Path(report).is_file():
+        href = escape(Path(os.path.relpath(Path(report).resolve(), out_dir.resolve())).as_posix(), quote=True)
+        name = f'<a href="{href}">{name}</a>'
+    analysed = summary["frames_analysed"]
+    frames = f"{summary['frames_with_faces']}/{analysed}" if analysed else ""
+    return (f"<tr><td>{name}</td><td>{_pill(summary['verdict'])}</td>"
+            f"<td class=\"num\">{_score(summary['p_fake'])}</td><td class=\"num\">{frames}</td>"
+            f"<td>{escape(summary['reason'] or '')}</td></tr>\n")

@@ -10,8 +10,9 @@ import numpy as np
 
 from ..analysis.heatmaps import compute_heatmaps
 from ..analysis.scanner import FrameCallback, Scanner
+from ..atomic import AtomicFolder
 from ..names import printable
-from ..options import OutputOptions
+from ..options import OutputOptions, options_record
 from ..progress import progress as progress_display
 from ..results import ScanFailure, ScanResult
 from ..timing import StageTimer
@@ -68,15 +69,17 @@ class OutputWriter:
     """Writes the files of one scanned input into ``out``: call it with the result once analysed (it is the
     ``on_analysed`` of ``Scanner.scan``)."""
 
-    def __init__(self, scanner: Scanner, out: Path, options: OutputOptions, progress: bool, label: str) -> None:
+    def __init__(self, scanner: Scanner, out: Path, options: OutputOptions, progress: bool, label: str,
+                 shown_dir: Path | None = None) -> None:
         self.scanner = scanner
         self.out = out
+        self.shown_dir = shown_dir or out  # the folder named in error messages (where the files end up)
         self.options = options
         self.progress = progress
         self.label = label
 
     def __call__(self, result: ScanResult, source: MediaSource, info: MediaInfo, timer: StageTimer) -> None:
-        with writing_into(self.out):
+        with writing_into(self.shown_dir):
             self._write_tables_and_trend(result, source, info, timer)
             heatmaps = None
             if self.options.heatmap and result.frames_with_faces:
@@ -150,28 +153,74 @@ def scan_to_folder(
     progress: bool = False,
     label: str | None = None,
     on_frame: FrameCallback | None = None,
+    atomic: bool = False,
 ) -> ScanResult:
     """Scan one input and write its files into ``out_dir`` (what ``fakescope scan`` does per input); ``on_frame``
     follows the analysis (``Scanner.scan``). Never raises
     for bad input or outputs that cannot be written: problems come back as ``verdict == "error"`` with a reason,
-    and summary.json is written whenever the folder can take it."""
+    and summary.json is written whenever the folder can take it.
+
+    ``atomic``: the files go to a hidden folder beside ``out_dir`` that takes its name once summary.json is written
+    in it, replacing an older ``out_dir`` as a whole. A scan killed half-way then leaves no folder under that name
+    (``fakescope scan`` does this: ``out_dir`` belongs to the one input; without ``atomic`` it may hold anything).
+    """
     source = as_source(path)
     out = Path(out_dir)
     shown = printable(label if label is not None else source_name(source))
+    options = options or OutputOptions()
+    folder = AtomicFolder(out) if atomic else None
     try:
         with writing_into(out):
-            out.mkdir(parents=True, exist_ok=True)
+            if folder is not None:
+                out.parent.mkdir(parents=True, exist_ok=True)
+                folder.create()
+            else:
+                out.mkdir(parents=True, exist_ok=True)
     except OutputError as error:
         result = scanner.new_result(source)
         result.reason = str(error)
-    else:
-        writer = OutputWriter(scanner, out, options or OutputOptions(), progress, shown)
+        result.options = {**result.options, "outputs": options_record(options)}
+        _finish_folder(result, out, out, None)
+        return result
+    write_dir = folder.temp_path if folder is not None else out
+    try:
+        writer = OutputWriter(scanner, write_dir, options, progress, shown, shown_dir=out)
         result = scanner.scan(source, progress=progress, label=shown, on_analysed=writer, on_frame=on_frame)
+        result.options = {**result.options, "outputs": options_record(options)}
+        _finish_folder(result, write_dir, out, folder)
+    finally:
+        if folder is not None and not folder.done:  # interrupted, or the summary could not be written
+            folder.discard()
+    return result
+
+
+def _finish_folder(result: ScanResult, write_dir: Path, out: Path, folder: AtomicFolder | None) -> None:
+    """Write summary.json into ``write_dir`` (the paths in it given where they end up, in ``out``) and, for an
+    atomic scan, rename the folder into place; a failure to write becomes the result's error."""
+    if folder is not None:
+        result.outputs = _moved(result.outputs, write_dir, out)
     result.outputs = {"dir": str(out), **result.outputs}
     try:
         with writing_into(out):
-            result.outputs["summary"] = str(write_json(result.to_summary(), out / "summary.json"))
+            write_json(result.to_summary(), write_dir / "summary.json")
+            if folder is not None:
+                folder.commit()
+            result.outputs["summary"] = str(out / "summary.json")
     except OutputError as error:
         result.verdict = "error"
         result.reason = f"{result.reason}; {error}" if result.reason else str(error)
-    return result
+
+
+def _moved(outputs: dict[str, Any], written: Path, final: Path) -> dict[str, Any]:
+    """``outputs`` with the paths written under ``written`` given under ``final`` (where they end up)."""
+
+    def move(value: Any) -> Any:
+        if isinstance(value, list):
+            return [move(item) for item in value]
+        if isinstance(value, str):
+            path = Path(value)
+            if path == written or written in path.parents:
+                return str(final / path.relative_to(written))
+        return value
+
+    return {key: move(value) for key, value in outputs.items()}
