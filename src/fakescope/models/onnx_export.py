@@ -52,8 +52,9 @@ CALIBRATION_BATCH = 1
 
 @dataclass(frozen=True)
 class Int8Settings:
-    """How the encoder is quantised. The defaults were measured best on an AVX-512 VNNI CPU (docs/ONNX.md):
-    QDQ format, uint8 activations and int8 weights (the u8s8 kernels of VNNI), one scale per output channel."""
+    """How the encoder is quantised. The defaults were measured best on an AVX-512 VNNI CPU (the README's "Faster
+    runtimes"; benchmarks/onnx_runtime.py): QDQ format, uint8 activations and int8 weights (the u8s8 kernels of
+    VNNI), one scale per output channel, activation ranges averaged over the calibration crops."""
 
     quant_format: str = "qdq"  # "qdq" or "qoperator"
     per_channel: bool = True
