@@ -23,7 +23,11 @@ from .results import AGGREGATIONS, DEFAULT_AGGREGATION
 from .video import FrameSelection
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-"""Compute precisions of the CNN: ``auto`` is fp32 on a CPU and fp16 on CUDA."""
+"""Compute precisions of the CNN: ``auto`` is bf16 on a CPU with native bf16 (AVX-512 BF16 or AMX) and on a GPU
+with bf16, fp16 on an older GPU, fp32 on other CPUs (``fakescope.analysis.encoder.auto_precision``)."""
+
+RUNTIMES = ("torch", "onnx")
+"""What runs the model: PyTorch, or ONNX Runtime on a file written by ``fakescope export --format onnx``."""
 
 CAM_METHODS = ("hirescam", "gradcam")
 """Class-activation methods of the heatmaps."""
@@ -129,8 +133,16 @@ class AnalysisOptions:
     """Running the model over the faces of the selected frames, and how their scores become a verdict."""
 
     precision: str = option("auto", choices=PRECISIONS, group="model",
-                            help="compute precision of the CNN (default: fp32 on CPU, fp16 on CUDA; bf16 is faster "
-                                 "on CPUs with AVX-512 BF16)")
+                            help="compute precision of the CNN (default: auto, which is bf16 on CPUs with native bf16 "
+                                 "(AVX-512 BF16 or AMX) and on GPUs with bf16, fp16 on older GPUs, fp32 on other "
+                                 "CPUs; with --runtime onnx the file's own precision, fp32 or int8)")
+    runtime: str = option("torch", choices=RUNTIMES, group="model",
+                          help="what runs the model: torch (default) or onnx, ONNX Runtime on --onnx-model's file "
+                               "(CUDA when onnxruntime-gpu and a GPU are there, else the CPU); --heatmap still uses "
+                               "the PyTorch model of the same weights")
+    onnx_model: str | None = option(None, type=str, metavar="FILE", group="model",
+                                    help="the encoder file `fakescope export --format onnx` wrote (its .head.onnx "
+                                         "beside it), exported from the weights in use; for --runtime onnx")
     batch_size: int = option(32, type=positive_int, group="model",
                              help="face crops per CNN batch: larger batches run faster per crop on CPUs, with the "
                                   "same scores (default: %(default)s)")
@@ -149,6 +161,8 @@ class AnalysisOptions:
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}")
+        if self.runtime not in RUNTIMES:
+            raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}")
 
 
 @dataclass

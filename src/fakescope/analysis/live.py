@@ -550,7 +550,7 @@ class LiveAnalyzer:
         self._update_velocity(track, frame_index, box)
         if track.step == self.window:  # a fresh state every window, as scan's independent windows
             track.rnn_state, track.step = None, 0
-        p_fake_tensor, track.rnn_state = self.scanner.model.stream_step(feature.unsqueeze(0), track.rnn_state)
+        p_fake_tensor, track.rnn_state = self.scanner.encoder.stream_step(feature.unsqueeze(0), track.rnn_state)
         track.step += 1
         p_fake = float(p_fake_tensor[0])
         alpha = self.options.smooth

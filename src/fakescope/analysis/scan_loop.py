@@ -113,6 +113,6 @@ class FrameAnalyzer:
         if not windows:
             return
         features = [torch.stack([feature for _, feature in window]) for window in windows]
-        for window, p_fake in zip(windows, self.model.predict_windows(features)):
+        for window, p_fake in zip(windows, self.encoder.predict_windows(features)):
             for (face_record, _), value in zip(window, p_fake.tolist()):
                 face_record.p_fake = float(value)

@@ -13,6 +13,7 @@ import torch
 
 from ..faces import create_face_detector
 from ..models import CheckpointMeta, TemporalDeepfakeModel, load_checkpoint
+from ..models.onnx_model import OnnxModel, check_matches
 from ..names import printable
 from ..options import AnalysisOptions, FaceOptions, options_record, split_values
 from ..progress import progress as progress_display
@@ -20,7 +21,7 @@ from ..results import ScanFailure, ScanResult, aggregate, label_for, summarise_t
 from ..timing import StageTimer
 from ..video import FrameSelection, MediaError, MediaInfo, MediaReader, MediaSource, as_source, source_name
 from ..weights import ShippedWeightsError, default_weights_path, verify_default_weights
-from .encoder import FaceEncoder
+from .encoder import FaceEncoder, OnnxFaceEncoder
 from .scan_loop import FrameAnalyzer
 
 log = logging.getLogger(__name__)
@@ -73,10 +74,21 @@ def load_trained_model(weights: str | Path | None, allow_untrained: bool) -> tup
     return model, meta
 
 
+def load_onnx_model(path: str | Path, model: TemporalDeepfakeModel, meta: CheckpointMeta,
+                    device: torch.device) -> OnnxModel:
+    """The ONNX export at ``path``, checked to come from the same architecture and weights as ``model``
+    (OnnxModelError otherwise); ONNX Runtime uses as many threads as PyTorch (the cores given to the process)."""
+    onnx_model = OnnxModel(path, device.type, threads=torch.get_num_threads())
+    check_matches(onnx_model.info, model.config, meta.sha256, meta.path or "the checkpoint in use")
+    return onnx_model
+
+
 class Scanner:
     """A loaded deepfake model and face detector: ``Scanner.load(weights).scan("video.mp4")``.
 
-    ``fakescope.outputs.scan_to_folder(scanner, "video.mp4", "results")`` also writes the files.
+    ``fakescope.outputs.scan_to_folder(scanner, "video.mp4", "results")`` also writes the files. With
+    ``runtime="onnx"`` the CNN and temporal head run in ONNX Runtime on ``onnx_model``'s file (loaded here unless an
+    ``OnnxModel`` of that file is given, to share its sessions), an export of the same weights.
     """
 
     def __init__(
@@ -86,6 +98,7 @@ class Scanner:
         faces: FaceOptions | None = None,
         analysis: AnalysisOptions | None = None,
         device: str | torch.device = "auto",
+        onnx_model: OnnxModel | None = None,
     ) -> None:
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
@@ -95,7 +108,8 @@ class Scanner:
         self.meta = meta
         self.faces = faces or FaceOptions()
         self.analysis = analysis or AnalysisOptions()
-        self.encoder = FaceEncoder(self.model, self.device, self.faces.margin, self.analysis.precision)
+        self.onnx_model = onnx_model
+        self.encoder = self._encoder_for(self.analysis)
         self.face_detector = create_face_detector(
             "yunet",
             score_threshold=self.faces.detect_score,
@@ -137,9 +151,24 @@ class Scanner:
         and face detector: a server loads the model once and scans each request with that request's options."""
         derived = copy.copy(self)
         derived.analysis = analysis
-        derived.encoder = FaceEncoder(self.model, self.device, self.faces.margin, analysis.precision)
+        derived.encoder = derived._encoder_for(analysis)
         derived._model_info_cache = None
         return derived
+
+    def _encoder_for(self, analysis: AnalysisOptions) -> FaceEncoder:
+        """The encoder of ``analysis``'s runtime and precision (loading its ONNX file unless already loaded);
+        ValueError or OnnxModelError for options that do not fit together."""
+        if analysis.runtime == "torch":
+            if analysis.onnx_model is not None:
+                raise ValueError("--onnx-model is for --runtime onnx: add --runtime onnx to run it")
+            return FaceEncoder(self.model, self.device, self.faces.margin, analysis.precision)
+        if analysis.onnx_model is None:
+            raise ValueError("--runtime onnx needs --onnx-model FILE: write one with `fakescope export --format onnx "
+                             "--out FILE` (add --int8 for the faster int8 model)")
+        loaded = self.onnx_model
+        if loaded is None or loaded.path.resolve() != Path(analysis.onnx_model).resolve():
+            loaded = self.onnx_model = load_onnx_model(analysis.onnx_model, self.model, self.meta, self.device)
+        return OnnxFaceEncoder(self.model, self.device, self.faces.margin, analysis.precision, loaded)
 
     @property
     def threshold(self) -> float:
@@ -165,7 +194,7 @@ class Scanner:
             "trained": self.meta.trained,
             "config": self.model.config.to_dict(),
             "device": str(self.device),
-            "precision": self.analysis.precision,
+            **self.encoder.describe(),
         }
 
     def new_result(self, source: MediaSource) -> ScanResult:

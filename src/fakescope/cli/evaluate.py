@@ -14,7 +14,7 @@ from .option_fields import add_options, options_from_args
 
 EVALUATION_OPTIONS = AnalysisOptions(selection=FrameSelection("count", 32))
 """Evaluation's defaults: 32 evenly spaced frames per video."""
-EVALUATION_FIELDS = ("precision", "batch_size", "selection", "threshold")
+EVALUATION_FIELDS = ("precision", "runtime", "onnx_model", "batch_size", "selection", "threshold")
 
 
 if TYPE_CHECKING:

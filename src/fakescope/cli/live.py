@@ -31,7 +31,7 @@ Exit status: 0 when the source ended or the run was stopped, 1 when the source c
 """
 
 
-LIVE_ANALYSIS_FIELDS = ("precision", "window", "threshold")
+LIVE_ANALYSIS_FIELDS = ("precision", "runtime", "onnx_model", "window", "threshold")
 """The analysis options live takes (it scores every analysed frame as it comes: no batches, no frame selection,
 no aggregation)."""
 

@@ -7,7 +7,7 @@ import os
 import sys
 
 from .. import __version__
-from . import corpus, evaluate, live, preprocess, scan, serve, train
+from . import corpus, evaluate, export, live, preprocess, scan, serve, train
 from .exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "UsageError", "build_parser", "main"]
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     preprocess.add_parser(commands)
     train.add_parser(commands)
     evaluate.add_parser(commands)
+    export.add_parser(commands)
     corpus.add_parser(commands)
     return parser
 

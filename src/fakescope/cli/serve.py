@@ -11,6 +11,10 @@ from .arguments import add_model_options, positive_int
 from .exit_codes import EXIT_OK, UsageError
 from .option_fields import add_options, options_from_args
 
+SERVER_ANALYSIS_FIELDS = ("runtime", "onnx_model", "batch_size", "window")
+"""The analysis options that are the server's, for every request (a request sets precision, threshold, frame
+selection and aggregation)."""
+
 DESCRIPTION = """\
 Serve fakescope to a team: a web page (upload a video, read its verdict with the evidence, share the link),
 a REST API documented at /docs, and live webcam detection in the browser at /live.
@@ -43,7 +47,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                         help="allow browser pages of ORIGIN to call the API (repeatable; default: CORS off)")
     groups = {"model": add_model_options(parser)}
     add_options(parser, FaceOptions, groups)
-    add_options(parser, AnalysisOptions, groups, only=("batch_size", "window"))
+    add_options(parser, AnalysisOptions, groups, only=SERVER_ANALYSIS_FIELDS)
     parser.set_defaults(run=run)
 
 
@@ -64,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         scanner = Scanner.load(args.weights, device=args.device, allow_untrained=args.allow_untrained,
                                faces=options_from_args(FaceOptions, args),
-                               analysis=options_from_args(AnalysisOptions, args, only=("batch_size", "window")))
+                               analysis=options_from_args(AnalysisOptions, args, only=SERVER_ANALYSIS_FIELDS))
     except (WeightsError, CheckpointError, ValueError) as error:
         raise UsageError(str(error)) from error
     settings = ServerSettings(

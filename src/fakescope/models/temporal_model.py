@@ -46,17 +46,21 @@ class FaceRegionPool(nn.Module):
             inside[height // 2, width // 2] = True
         return inside.float()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        key = (x.shape[-2], x.shape[-1], x.device, x.dtype)
+    def weights(self, height: int, width: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        """The (H, W) mask divided by its sum, so that ``(x * weights).sum((-2, -1))`` is the average; cached."""
+        key = (height, width, device, dtype)
         mask = self._masks.get(key)
         if mask is None:
             # Built outside inference mode even when first needed inside it (a scan), so that a later pass with
             # autograd (the heatmaps) can use the cached mask too.
             with torch.inference_mode(False):
-                mask = self.mask(x.shape[-2], x.shape[-1]).to(device=x.device, dtype=x.dtype)
+                mask = self.mask(height, width).to(device=device, dtype=dtype)
                 mask = mask / mask.sum()
             self._masks[key] = mask
-        return (x * mask).sum(dim=(-2, -1))
+        return mask
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x * self.weights(x.shape[-2], x.shape[-1], x.device, x.dtype)).sum(dim=(-2, -1))
 
 
 class BackboneFeatureMap(nn.Module):

@@ -182,6 +182,10 @@ def _model_section(result: ScanResult) -> str:
         ("sha256", f'<span class="mono">{escape(str(model.get("sha256", "")))}</span>'),
         ("device, precision", escape(f"{model.get('device', '')}, {model.get('precision', '')}")),
     ]
+    onnx = model.get("onnx")
+    if onnx:
+        rows.append(("runtime", escape(f"ONNX Runtime ({', '.join(onnx.get('providers', []))}), "
+                                       f"{Path(str(onnx.get('path', ''))).name}")))
     return f"<section><h2>Model</h2>\n{_definition_list(rows)}</section>\n"
 
 

@@ -24,7 +24,7 @@ from ..options import LIVE_FACE_OPTIONS
 from ..video.sniff import sniff_file
 from .jobs import DONE, FAILED, QUEUED, RUNNING, Job, JobStore, is_job_id, new_job_id
 from .live_socket import LiveService
-from .scan_form import ScanOptions
+from .scan_form import ScanOptions, to_options, with_server_options
 from .security import LimitUploadSize, RequireApiKey
 from .worker import ScanWorker
 
@@ -65,7 +65,8 @@ def static_dir() -> Path:
 def live_scanner_for(scanner: Scanner) -> Scanner:
     """The live model: a copy of the scan model (heatmap hooks on one never touch the other) with live's face
     defaults (a smaller detector input)."""
-    return Scanner(copy.deepcopy(scanner.model), scanner.meta, LIVE_FACE_OPTIONS, scanner.analysis, scanner.device)
+    return Scanner(copy.deepcopy(scanner.model), scanner.meta, LIVE_FACE_OPTIONS, scanner.analysis, scanner.device,
+                   onnx_model=scanner.onnx_model)
 
 
 def create_app(scanner: Scanner, settings: ServerSettings, start_worker: bool = True) -> FastAPI:
@@ -142,7 +143,7 @@ def create_app(scanner: Scanner, settings: ServerSettings, start_worker: bool = 
         """The model in use: its name, the sha256 of its weights and the threshold of its verdicts."""
         return {"name": scanner.model.config.name, "weights": Path(scanner.meta.path or "").name or None,
                 "sha256": scanner.meta.sha256, "threshold": scanner.threshold, "trained": scanner.meta.trained,
-                "device": str(scanner.device)}
+                "device": str(scanner.device), "runtime": scanner.encoder.runtime}
 
     @app.post(f"{API}/jobs", status_code=202, tags=["jobs"],
               responses={413: {"description": "upload too large"}, 415: {"description": "not a video or image"},
@@ -151,6 +152,10 @@ def create_app(scanner: Scanner, settings: ServerSettings, start_worker: bool = 
                options: Annotated[ScanOptions, Form()]) -> JSONResponse:  # type: ignore[valid-type]
         """Queue a scan of an uploaded video or image (multipart form: ``file`` and the scan options). Answers
         202 with the job's id and URL; follow it with ``GET /api/v1/jobs/{id}``."""
+        try:  # options this server cannot run (bf16 with its int8 ONNX model) are refused now, not as a failed job
+            scanner.with_analysis(with_server_options(to_options(options)[0], scanner.analysis))
+        except ValueError as error:
+            raise HTTPException(422, str(error)) from None
         if store.count(QUEUED, RUNNING) >= settings.max_pending_jobs:
             raise HTTPException(503, "the job queue is full; try again later", headers={"Retry-After": retry_after()})
         job_id = new_job_id()

@@ -92,6 +92,14 @@ def to_options(form: BaseModel) -> tuple[AnalysisOptions, OutputOptions]:
     return analysis, outputs
 
 
-def options_from_dict(values: dict[str, Any]) -> tuple[AnalysisOptions, OutputOptions]:
-    """The option objects of a stored request."""
-    return to_options(ScanOptions(**values))
+def options_from_dict(values: dict[str, Any], server: AnalysisOptions | None = None
+                      ) -> tuple[AnalysisOptions, OutputOptions]:
+    """The option objects of a stored request; the analysis options a request cannot set are ``server``'s."""
+    analysis, outputs = to_options(ScanOptions(**values))
+    return (with_server_options(analysis, server) if server is not None else analysis), outputs
+
+
+def with_server_options(request: AnalysisOptions, server: AnalysisOptions) -> AnalysisOptions:
+    """``server``'s analysis options (runtime, ONNX model, batch size, window) with a request's own fields."""
+    return dataclasses.replace(server, selection=request.selection,
+                               **{name: getattr(request, name) for name in REQUEST_FIELDS[AnalysisOptions]})

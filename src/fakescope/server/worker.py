@@ -71,7 +71,7 @@ class ScanWorker:
         out = self.results / job.id
         try:
             shutil.rmtree(out, ignore_errors=True)  # a job interrupted by a restart starts afresh
-            analysis, outputs = options_from_dict(job.options)
+            analysis, outputs = options_from_dict(job.options, self.scanner.analysis)
             scanner = self.scanner.with_analysis(analysis)
             last_write = 0.0
 
