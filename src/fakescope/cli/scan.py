@@ -97,9 +97,6 @@ def run(args: argparse.Namespace) -> int:
         prepare_output_dir(args.out, UsageError)
     else:
         prepare_output_dir(args.out, UsageError)
-        if run_options.resume:
-            # Before any worker starts: the pool's own hidden check file must survive until every worker saw it.
-            _remove_leftovers(args.out)
         scans = _cluster_scans(args, run_options, faces, analysis, outputs)
     from ..outputs.runs import run_options_record
 
@@ -145,17 +142,11 @@ def _cluster_scans(args: argparse.Namespace, run_options: RunOptions, faces: Fac
     return scans
 
 
-def _remove_leftovers(out_root: Path) -> None:
-    """What an interrupted run left half-written in ``out_root`` (hidden partial files and folders)."""
-    from ..atomic import remove_leftovers
-
-    remove_leftovers(out_root)
-
-
 def _scan_all(args: argparse.Namespace, scans: LocalScans | RayScans, run_options: RunOptions,
               options: dict) -> int:
     """List the inputs, scan those not kept from an earlier run, print a line per input and write the run's
     report; the exit status."""
+    from ..atomic import remove_leftovers
     from ..cluster import ClusterError
     from ..outputs.runs import Resumption, RunSummaries, ScanJob
     from ..progress import print_line, progress, reset_line_clock
@@ -168,8 +159,7 @@ def _scan_all(args: argparse.Namespace, scans: LocalScans | RayScans, run_option
         print("WARNING: untrained model (--allow-untrained): the scores below mean nothing.", file=sys.stderr)
     resumption = None
     if run_options.resume:
-        if run_options.cluster is None:
-            _remove_leftovers(out_root)
+        remove_leftovers(out_root)
         resumption = Resumption(options, scans.model.get("sha256", ""))
     reset_line_clock()
     on_cluster = run_options.cluster is not None
