@@ -105,6 +105,7 @@ def test_int8_export_is_quantised_and_scores_close_to_torch(scanner: Scanner, ex
     info = read_onnx_metadata(exported_int8)
     assert info.precision == "int8"
     assert info.quantisation["calibration_crops"] == 24 and info.quantisation["per_channel"] is True
+    assert info.quantisation["format"] == "QDQ" and info.quantisation["activations"] == "uint8"
     graph = onnx.load(str(exported_int8)).graph
     assert sum(node.op_type == "QuantizeLinear" for node in graph.node) >= 5
     int8_weights = [t for t in graph.initializer if t.data_type == onnx.TensorProto.INT8]
