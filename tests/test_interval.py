@@ -170,3 +170,17 @@ def test_batch_size_does_not_change_the_scores(tiny_weights: Path, moving_clip: 
     assert all(value is not None for value in scores[0]) and len(scores[0]) == 16
     for other in scores[1:]:
         np.testing.assert_allclose(other, scores[0], rtol=0, atol=1e-6)
+
+
+def test_a_face_that_enters_is_found_on_the_frame_it_appears(yunet: YuNetDetector) -> None:
+    """With no face to follow the detector runs on every frame: a face entering (or missed by the last run) must not
+    wait ``every`` frames to be seen (a rotated phone clip lost its only faces this way)."""
+    finder = IntervalFaceDetector(yunet, every=30)
+    assert finder.detect(scene(60, 40, face=False), 0) == []
+    assert finder.detect(scene(60, 40, face=False), 1) == []
+    entered = scene(60, 40)
+    found = finder.detect(entered, 2)
+    assert finder.reasons["no_face"] == 2 and finder.detector_runs == 3
+    assert len(found) == 1 and box_iou(found[0].box, yunet.detect(entered)[0].box) == 1.0
+    finder.detect(scene(62, 40), 3)  # and followed from there on
+    assert finder.detector_runs == 3

@@ -60,6 +60,20 @@ def test_an_atomic_scan_interrupted_half_way_leaves_no_folder(tiny_weights, tmp_
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["face.jpg"]
 
 
+def test_an_atomic_folder_of_the_longest_name_a_file_system_takes(tmp_path):
+    target = tmp_path / ("n" * 251 + ".mp4")
+    target.mkdir()
+    folder = AtomicFolder(target)
+    folder.create()
+    (folder.temp_path / "summary.json").write_text("{}")
+    assert remove_partial_folders(tmp_path / "other.mp4") == 0
+    folder.commit()
+    assert [p.name for p in target.iterdir()] == ["summary.json"]
+    again = AtomicFolder(target)
+    again.create()
+    assert remove_partial_folders(target) == 1 and sorted(tmp_path.iterdir()) == [target]
+
+
 def test_leftovers_of_interrupted_writes_are_found_and_only_they(tmp_path):
     dead = AtomicFolder(tmp_path / "a" / "clip.mp4")
     dead.create()

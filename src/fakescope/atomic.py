@@ -100,6 +100,19 @@ def write_bytes(path: str | Path, data: bytes) -> Path:
 
 REPLACED_MARKER = ".replaced"
 _LEFTOVER = re.compile(r"^\..+\.[0-9a-f]{8}(\.partial|\.replaced)(\.[^./]*)?$")
+MAX_NAME_BYTES = 255  # of one file name, on every common file system
+_HIDDEN_ROOM = MAX_NAME_BYTES - len(".") - len(".12345678") - len(REPLACED_MARKER)
+
+
+def _fitted(name: str) -> str:
+    """``name``, cut so that the hidden names made of it stay within a file name's 255 bytes."""
+    encoded = os.fsencode(name)
+    return os.fsdecode(encoded[:_HIDDEN_ROOM]) if len(encoded) > _HIDDEN_ROOM else name
+
+
+def _hidden_name(name: str, marker: str) -> str:
+    """``.<name>.<8 hex digits><marker>``, with ``name`` fitted."""
+    return f".{_fitted(name)}.{uuid.uuid4().hex[:8]}{marker}"
 
 
 class AtomicFolder:
@@ -112,7 +125,7 @@ class AtomicFolder:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.temp_path = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}{PARTIAL_MARKER}")
+        self.temp_path = self.path.with_name(_hidden_name(self.path.name, PARTIAL_MARKER))
         self.done = False
 
     def create(self) -> Path:
@@ -124,14 +137,16 @@ class AtomicFolder:
         """Give the finished temporary folder its final name, replacing an older folder of that name."""
         if self.done:
             return self.path
+        old = None
         try:
-            old = None
             if self.path.is_dir() and not self.path.is_symlink():
                 # A directory cannot be renamed over a non-empty one: move the old one aside first.
-                old = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}{REPLACED_MARKER}")
+                old = self.path.with_name(_hidden_name(self.path.name, REPLACED_MARKER))
                 os.rename(self.path, old)
             os.rename(self.temp_path, self.path)
         except BaseException:
+            if old is not None and old.exists() and not self.path.exists():
+                os.rename(old, self.path)  # the older folder stays rather than none
             self.discard()
             raise
         self.done = True
@@ -174,7 +189,8 @@ def remove_leftovers(root: str | Path) -> int:
 def remove_partial_folders(path: str | Path) -> int:
     """Remove the hidden temporary folders of ``AtomicFolder(path)`` (of attempts that died); returns how many."""
     path = Path(path)
-    pattern = re.compile(rf"^\.{re.escape(path.name)}\.[0-9a-f]{{8}}{re.escape(PARTIAL_MARKER)}$")
+    # Long names are cut to fit: another input whose name starts with the same 236 bytes would match too.
+    pattern = re.compile(rf"^\.{re.escape(_fitted(path.name))}\.[0-9a-f]{{8}}{re.escape(PARTIAL_MARKER)}$")
     removed = 0
     try:
         entries = list(os.scandir(path.parent))

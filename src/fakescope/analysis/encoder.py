@@ -18,6 +18,7 @@ import torch
 from ..faces import crop_face
 from ..models import TemporalDeepfakeModel
 from ..models.onnx_model import OnnxModel
+from ..models.temporal_model import windows_by_length
 from ..options import PRECISIONS
 
 NATIVE_BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
@@ -156,13 +157,8 @@ class OnnxFaceEncoder(FaceEncoder):
         return torch.from_numpy(self.onnx_model.features(np.stack(crops)))
 
     def predict_windows(self, windows: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        positions_by_length: dict[int, list[int]] = {}
-        for position, window in enumerate(windows):
-            if window.ndim != 2 or window.shape[0] == 0:
-                raise ValueError(f"each window must be (T, C) with T >= 1, got {tuple(window.shape)}")
-            positions_by_length.setdefault(window.shape[0], []).append(position)
         p_fake: list[torch.Tensor] = [torch.empty(0)] * len(windows)
-        for positions in positions_by_length.values():
+        for positions in windows_by_length(windows):
             batch = np.stack([windows[position].detach().cpu().float().numpy() for position in positions])
             scores, _ = self.onnx_model.temporal(batch)
             for position, row in zip(positions, scores):

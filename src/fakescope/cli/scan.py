@@ -92,14 +92,18 @@ def run(args: argparse.Namespace) -> int:
     run_options = options_from_args(RunOptions, args)
     if run_options.cluster_workers is not None and run_options.cluster is None:
         raise UsageError("--cluster-workers needs --cluster")
-    if run_options.cluster is None:
-        scans = _local_scans(args, faces, analysis, outputs)
-        prepare_output_dir(args.out, UsageError)
-    else:
-        prepare_output_dir(args.out, UsageError)
-        scans = _cluster_scans(args, run_options, faces, analysis, outputs)
+    from ..atomic import remove_leftovers
     from ..outputs.runs import run_options_record
 
+    # A local run loads the weights first, so that unusable weights leave no output folder behind.
+    scans: LocalScans | RayScans | None = None
+    if run_options.cluster is None:
+        scans = _local_scans(args, faces, analysis, outputs)
+    prepare_output_dir(args.out, UsageError)
+    if run_options.resume:
+        remove_leftovers(args.out)  # before a cluster's workers start: the file they check is one such too
+    if scans is None:
+        scans = _cluster_scans(args, run_options, faces, analysis, outputs)
     try:
         return _scan_all(args, scans, run_options, run_options_record(faces, analysis, outputs))
     finally:
@@ -146,7 +150,6 @@ def _scan_all(args: argparse.Namespace, scans: LocalScans | RayScans, run_option
               options: dict) -> int:
     """List the inputs, scan those not kept from an earlier run, print a line per input and write the run's
     report; the exit status."""
-    from ..atomic import remove_leftovers
     from ..cluster import ClusterError
     from ..outputs.runs import Resumption, RunSummaries, ScanJob
     from ..progress import print_line, progress, reset_line_clock
@@ -159,7 +162,6 @@ def _scan_all(args: argparse.Namespace, scans: LocalScans | RayScans, run_option
         print("WARNING: untrained model (--allow-untrained): the scores below mean nothing.", file=sys.stderr)
     resumption = None
     if run_options.resume:
-        remove_leftovers(out_root)
         resumption = Resumption(options, scans.model.get("sha256", ""))
     reset_line_clock()
     on_cluster = run_options.cluster is not None

@@ -30,9 +30,9 @@ SEARCH_MARGIN = 0.5
 THUMBNAIL_WIDTH = 96
 """Approximate width of the grey thumbnail compared frame to frame to find scene cuts."""
 
-REASONS = ("first", "interval", "cut", "unsure")
+REASONS = ("first", "interval", "cut", "unsure", "no_face")
 """Why the detector ran on a frame: the first frame, ``every`` frames had passed, a scene cut, a face not followed
-with confidence."""
+with confidence, no face to follow (until one is found, every frame is searched)."""
 
 
 @dataclass
@@ -93,6 +93,10 @@ class IntervalFaceDetector:
             return self._run_detector(image_bgr, frame_index, "first")
         if self._must_detect:
             return self._run_detector(image_bgr, frame_index, "unsure")
+        if not self._faces:
+            # Following only moves faces already found: a face that enters, or that the last run missed, must not
+            # wait ``every`` frames to be seen.
+            return self._run_detector(image_bgr, frame_index, "no_face")
         if not 0 <= frame_index - self._detected_at < self.every:
             return self._run_detector(image_bgr, frame_index, "interval")
         if previous_thumbnail is None or _mean_difference(previous_thumbnail, thumbnail) > self.cut_difference:

@@ -167,13 +167,8 @@ class TemporalDeepfakeModel(nn.Module):
         arithmetic (oneDNN prepares the weights on every call), so one call per window of a one-frame-window
         model cost more than the detector. Equal to ``predict_track`` per window up to float rounding.
         """
-        positions_by_length: dict[int, list[int]] = {}
-        for position, window in enumerate(windows):
-            if window.ndim != 2 or window.shape[0] == 0:
-                raise ValueError(f"each window must be (T, C) with T >= 1, got {tuple(window.shape)}")
-            positions_by_length.setdefault(window.shape[0], []).append(position)
         p_fake: list[torch.Tensor] = [torch.empty(0)] * len(windows)
-        for positions in positions_by_length.values():
+        for positions in windows_by_length(windows):
             batch = torch.stack([windows[position] for position in positions])
             for position, row in zip(positions, self.forward_temporal(batch).softmax(-1)[:, :, 1]):
                 p_fake[position] = row
@@ -192,3 +187,13 @@ class TemporalDeepfakeModel(nn.Module):
             chunk = features[start : start + window].unsqueeze(0)
             out.append(self.forward_temporal(chunk).softmax(-1)[0, :, 1])
         return torch.cat(out) if out else features.new_zeros(0)
+
+
+def windows_by_length(windows: Sequence[torch.Tensor]) -> list[list[int]]:
+    """The positions of the (T, C) ``windows`` grouped by T (windows of one length go through an RNN together)."""
+    positions_by_length: dict[int, list[int]] = {}
+    for position, window in enumerate(windows):
+        if window.ndim != 2 or window.shape[0] == 0:
+            raise ValueError(f"each window must be (T, C) with T >= 1, got {tuple(window.shape)}")
+        positions_by_length.setdefault(window.shape[0], []).append(position)
+    return list(positions_by_length.values())
