@@ -18,7 +18,7 @@ import torch
 from ..faces import crop_face
 from ..models import TemporalDeepfakeModel
 from ..models.onnx_model import OnnxModel
-from ..models.temporal_model import windows_by_length
+from ..models.temporal_model import split_windows, windows_by_length
 from ..options import PRECISIONS
 
 NATIVE_BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
@@ -121,7 +121,7 @@ class FaceEncoder:
 
     def predict_track(self, features: torch.Tensor, window: int) -> torch.Tensor:
         """p(fake) for each frame of one track's (T, C) features, in independent windows of ``window`` frames."""
-        chunks = [features[start : start + window] for start in range(0, features.shape[0], window)]
+        chunks = split_windows(features, window)
         return torch.cat(self.predict_windows(chunks)) if chunks else features.new_zeros(0)
 
     @torch.inference_mode()

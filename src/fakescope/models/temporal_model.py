@@ -181,12 +181,13 @@ class TemporalDeepfakeModel(nn.Module):
         Each window starts from a fresh RNN state, as in training on clips, so memory and behaviour do not depend on
         the video's length.
         """
-        window = window or self.config.window
-        out = []
-        for start in range(0, features.shape[0], window):
-            chunk = features[start : start + window].unsqueeze(0)
-            out.append(self.forward_temporal(chunk).softmax(-1)[0, :, 1])
-        return torch.cat(out) if out else features.new_zeros(0)
+        chunks = split_windows(features, window or self.config.window)
+        return torch.cat(self.predict_windows(chunks)) if chunks else features.new_zeros(0)
+
+
+def split_windows(features: torch.Tensor, window: int) -> list[torch.Tensor]:
+    """A track's (T, C) features cut into consecutive windows of ``window`` frames (the last one may be shorter)."""
+    return [features[start : start + window] for start in range(0, features.shape[0], window)]
 
 
 def windows_by_length(windows: Sequence[torch.Tensor]) -> list[list[int]]:
