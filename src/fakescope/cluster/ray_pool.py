@@ -29,8 +29,8 @@ from typing import Any
 
 from ..atomic import AtomicOutput, remove_partial_folders
 from ..names import printable
-from ..options import AnalysisOptions, FaceOptions, OutputOptions, options_record
-from ..outputs.runs import ScanJob
+from ..options import AnalysisOptions, FaceOptions, OutputOptions
+from ..outputs.runs import ScanJob, run_options_record
 from ..results import ScanResult
 from ..video import as_source, is_url, source_name
 
@@ -478,8 +478,7 @@ class RayScans:
             input=str(as_source(job.path)), verdict="error", reason=reason,
             threshold=info.threshold, aggregation=analysis.aggregation, selection=analysis.selection.describe(),
             model=info.model,
-            options={"faces": options_record(self.setup.faces), "analysis": options_record(analysis),
-                     "outputs": options_record(self.setup.outputs)},
+            options=run_options_record(self.setup.faces, analysis, self.setup.outputs),
         )
         return result.to_summary()
 
