@@ -9,8 +9,8 @@
     .venv/bin/python scripts/corpus_recipe.py package  # ship the final model (src/fakescope/weights)
 
 Needs the corpus built first (`fakescope corpus build --mirrors DIR --out runs/corpus`). The recipe's settings live
-in configs/recipes/corpus-model.yaml. Everything lands under runs/ (crops, feature caches, folds, the final model); each step
-skips or resumes what an earlier run finished.
+in configs/recipes/corpus-tail03.yaml (the shipped weights'; --config another). Everything lands under runs/ (crops,
+feature caches, folds, the final model); each step skips or resumes what an earlier run finished.
 """
 from __future__ import annotations
 
@@ -413,9 +413,9 @@ def main() -> None:
     parser.add_argument("step", choices=["crops", "cache", "cv", "final", "all", "score", "package"])
     parser.add_argument("--weights", type=Path, help="score step: the checkpoint to score (default: the shipped one)")
     parser.add_argument("--window", type=int, help="score step: RNN window (default: the checkpoint's)")
-    parser.add_argument("--config", type=Path, default=REPO / "configs/recipes/corpus-model.yaml")
+    parser.add_argument("--config", type=Path, default=REPO / "configs/recipes/corpus-tail03.yaml")
     parser.add_argument("--only", nargs="*", help="cache step: only these caches")
-    parser.add_argument("--out", type=Path, default=REPO / "runs/corpus-model", help="folds and final model")
+    parser.add_argument("--out", type=Path, default=REPO / "runs/corpus-tail03", help="folds and final model")
     args = parser.parse_args()
     config = load_config(args.config)
     if args.step in ("cv", "final", "all", "package"):
