@@ -192,9 +192,9 @@ def train_head(config: dict, clips: list, seed: int, out_dir: Path):
                              label_smoothing=train.get("label_smoothing", 0.0))
 
 
-def load_or_train(config: dict, clips: list, run_dir: Path):
+def load_or_train(config: dict, clips: list, run_dir: Path, recipe: str):
     """The model of ``run_dir/model.safetensors`` if an earlier run left one, else a newly trained one (saved
-    there, with the evaluation window in its config)."""
+    there, with the evaluation window in its config and ``recipe``, the config's file name, in its info)."""
     from fakescope.models import CheckpointMeta, load_checkpoint, save_checkpoint
 
     path = run_dir / "model.safetensors"
@@ -202,7 +202,7 @@ def load_or_train(config: dict, clips: list, run_dir: Path):
         return load_checkpoint(path)[0].eval()
     model = train_head(config, clips, config["seed"], run_dir)
     model.config = model.config.replace(window=config["evaluation"]["window"])
-    save_checkpoint(path, model, CheckpointMeta(trained=True, threshold=0.5, info={"recipe": "corpus-model"}))
+    save_checkpoint(path, model, CheckpointMeta(trained=True, threshold=0.5, info={"recipe": recipe}))
     return model
 
 
@@ -214,7 +214,7 @@ def evaluation_scores(config: dict, model) -> dict:
                                cache_stage=config["model"].get("cache_stage"))
 
 
-def step_cv(config: dict, out: Path) -> dict:
+def step_cv(config: dict, out: Path, recipe: str) -> dict:
     from fakescope.training.cached_head import video_metrics
 
     folds = []
@@ -223,7 +223,7 @@ def step_cv(config: dict, out: Path) -> dict:
         scores_path = fold_dir / "scores.json"
         if not scores_path.is_file():
             fold_dir.mkdir(parents=True, exist_ok=True)
-            model = load_or_train(config, training_clips(config, pair), fold_dir)
+            model = load_or_train(config, training_clips(config, pair), fold_dir, recipe)
             scores_path.write_text(json.dumps(evaluation_scores(config, model), indent=1) + "\n")
         scores = json.loads(scores_path.read_text())
         held = {k: v for k, v in scores.items() if v["dataset"] == "ffpp" and _in_pair(v["group"], pair)}
@@ -303,12 +303,12 @@ def report(config: dict, scores: dict, threshold: float) -> dict:
     }
 
 
-def step_final(config: dict, out: Path) -> Path:
+def step_final(config: dict, out: Path, recipe: str) -> Path:
     from fakescope.models import load_checkpoint, save_checkpoint
 
     run_dir = out / "final"
     run_dir.mkdir(parents=True, exist_ok=True)
-    model = load_or_train(config, training_clips(config, None), run_dir)
+    model = load_or_train(config, training_clips(config, None), run_dir, recipe)
     scores = evaluation_scores(config, model)
     (run_dir / "scores.json").write_text(json.dumps(scores, indent=1) + "\n")
     threshold = calibrated_threshold(config, scores)
@@ -425,9 +425,9 @@ def main() -> None:
     if args.step in ("cache", "all"):
         step_cache(config, args.only)
     if args.step in ("cv", "all"):
-        step_cv(config, args.out)
+        step_cv(config, args.out, args.config.name)
     if args.step in ("final", "all"):
-        step_final(config, args.out)
+        step_final(config, args.out, args.config.name)
     if args.step == "package":  # never part of "all": shipping is a decision (docs/MODEL_CARD.md)
         step_package(args.config, args.out)
     if args.step == "score":
