@@ -31,7 +31,18 @@ SHARED = Path(os.environ.get("FAKESCOPE_SHARED", REPO.parent / "shared"))
 
 
 def load_config(path: Path) -> dict:
-    return yaml.safe_load(path.read_text())
+    """The recipe at ``path``; one with ``base: OTHER.yaml`` (beside it) is that recipe with these settings merged
+    over it, mapping by mapping, so a variant states only what it changes."""
+    config = yaml.safe_load(path.read_text())
+    base = config.pop("base", None)
+    return _merged(load_config(path.parent / base), config) if base else config
+
+
+def _merged(base: dict, override: dict) -> dict:
+    merged = dict(base)
+    for key, value in override.items():
+        merged[key] = _merged(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+    return merged
 
 
 def select_records(records: list, rules: dict[str, dict], seed: int) -> list:
