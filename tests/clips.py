@@ -125,6 +125,7 @@ def make_clip(
     rotation: int = 0,
     faststart: bool = True,
     seed: int = 0,
+    bframes: int = 0,
 ) -> Path:
     """Write a short clip with PyAV and return its path.
 
@@ -132,7 +133,8 @@ def make_clip(
     webm: vp8); FFmpeg or OpenCV names work ("libx264", "h264", "mp4v", "MJPG", "vp8", "vp9"). The test is
     skipped if this FFmpeg build lacks the encoder. ``rotation`` (degrees counter-clockwise, as in FFmpeg's
     display matrix) tags the stream so players show it rotated, like a phone video. ``faststart`` puts the mp4
-    index (moov atom) at the front.
+    index (moov atom) at the front. ``bframes`` (libx264 only): up to that many B-frames in a row, as camera and
+    web videos have (x264's defaults: 3, the middle one a reference), with a keyframe every 50 frames.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -153,6 +155,11 @@ def make_clip(
         stream.codec_context.time_base = 1 / rate
         if codec_name == "libx264":
             stream.options = {"crf": "26", "preset": "ultrafast"}
+            if bframes:
+                stream.options = {"crf": "26", "preset": "veryfast",
+                                  "x264-params": f"bframes={bframes}:b-pyramid=normal:keyint=50:scenecut=0"}
+        elif bframes:
+            raise ValueError("bframes is for libx264")
         elif codec_name.startswith("libvpx"):
             stream.codec_context.bit_rate = 1_000_000
             stream.options = {"deadline": "realtime", "cpu-used": "8"}

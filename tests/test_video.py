@@ -379,6 +379,64 @@ def test_iter_frames_flags_every_frame_and_skips_with_decode_all_false(clip30: P
     assert frame.time_s == pytest.approx(20 / 25)
 
 
+@pytest.fixture(scope="session")
+def bframe_clip(media_dir: Path) -> Path:
+    """120 frames of H.264 with B-frames (most of them referenced by no other frame), a keyframe every 50."""
+    return make_clip(media_dir / "bframes.mp4", n_frames=120, size=(320, 240), codec="libx264", bframes=3)
+
+
+@pytest.mark.parametrize("selection", [FrameSelection("count", 9), FrameSelection("every", 5),
+                                       FrameSelection("count", 500)], ids=str)
+def test_sparse_decoding_gives_exactly_the_frames_of_full_decoding(bframe_clip: Path,
+                                                                    selection: FrameSelection) -> None:
+    with MediaReader(bframe_clip, selection=selection, decode_all=False) as reader:
+        sparse = list(reader)
+        assert reader.backend == "pyav-sparse"
+        assert reader.frames_decoded == 120
+        assert reader.decode_error is None
+        skipped = reader.frames_skipped
+    with MediaReader(bframe_clip, selection=selection) as reader:  # OpenCV, every frame decoded
+        full = list(reader)
+        assert reader.backend == "opencv"
+    assert [frame.index for frame in sparse] == [frame.index for frame in full]
+    assert [frame.time_s for frame in sparse] == [frame.time_s for frame in full]
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(sparse, full))
+    if selection.value == 500:
+        assert len(sparse) == 120 and skipped == 0  # every frame wanted: nothing to skip
+    else:
+        assert len(sparse) < 30 and skipped > 40  # most B-frames never decoded
+
+
+def test_sparse_decoding_leaves_rotated_and_avi_videos_to_opencv(tmp_path: Path) -> None:
+    selection = FrameSelection("count", 3)
+    rotated = make_clip(tmp_path / "rotated.mp4", n_frames=12, size=(320, 240), codec="libx264", rotation=90)
+    avi = make_clip(tmp_path / "clip.avi", n_frames=12, size=(320, 240))
+    for path, shape in ((rotated, (320, 240, 3)), (avi, (240, 320, 3))):
+        with MediaReader(path, selection=selection, decode_all=False) as reader:
+            frames = list(reader)
+            assert reader.backend == "opencv", path.name
+            assert reader.frames_skipped == 0
+        assert [frame.index for frame in frames] == [2, 6, 10]
+        assert frames[0].image.shape == shape  # upright, as OpenCV turns it
+        reference = read_all(path)
+        assert all(np.array_equal(frame.image, reference[frame.index].image) for frame in frames)
+
+
+def test_sparse_decoding_of_a_truncated_file_reports_it(bad_inputs: dict[str, Path]) -> None:
+    path = bad_inputs["truncated"]
+    selection = FrameSelection("every", 3)
+    with MediaReader(path, selection=selection, decode_all=False) as reader:
+        frames = list(reader)
+        backend, decoded, error = reader.backend, reader.frames_decoded, reader.decode_error
+    assert backend == "pyav-sparse"
+    assert error == f"decoding stopped at frame {decoded} of 90 declared: file is truncated or corrupt"
+    with MediaReader(path, selection=selection) as reader:
+        reference = list(reader)
+    # The frames both read are the same; PyAV may read a frame or two less of the cut-off data.
+    assert 3 < len(frames) <= len(reference)
+    assert all(a.index == b.index and np.array_equal(a.image, b.image) for a, b in zip(frames, reference))
+
+
 def test_selection_on_images_picks_the_image(media_dir: Path) -> None:
     path = make_image(media_dir / "select.png", size=64)
     for selection in (FrameSelection(), FrameSelection("every", 5), FrameSelection("count", 8),

@@ -280,6 +280,8 @@ class Scanner:
             bar.close()
         # After the reader has closed: its decoding thread has finished, so the counts and warnings are final.
         result.frames_decoded = reader.frames_decoded
+        if reader.frames_skipped:
+            timer.counts["frames_never_decoded"] += reader.frames_skipped
         result.warnings.extend(reader.warnings)
         if reader.frames_lost:
             result.media["frames_lost"] = reader.frames_lost

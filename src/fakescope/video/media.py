@@ -1,6 +1,8 @@
 """Reading videos and images: probing, streaming frames in a background thread, and finding media files."""
 from __future__ import annotations
 
+import bisect
+import collections
 import errno
 import math
 import os
@@ -316,9 +318,51 @@ class _DecodeState:
     def __init__(self) -> None:
         self.frames_decoded = 0
         self.frames_lost = 0  # frames skipped over damaged data
+        self.frames_skipped = 0  # frames never decoded: unselected, and no other frame refers to them
         self.damaged_spots = 0  # places where decoding had to skip damaged data
         self.error: str | None = None
         self.warnings: list[str] = []
+
+
+_SPARSE_FORMATS = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm"})
+"""Containers whose every video packet carries its presentation time (FFmpeg format names): the ones
+``_decode_sparse`` reads; other files are decoded frame by frame by OpenCV."""
+_REORDER_LOOKAHEAD = 32
+"""Packets read ahead of the one sent to the decoder: more than any codec's frame reordering (H.264 and HEVC allow
+at most 16 frames), so every packet that shows earlier has been read when a packet's index is taken."""
+
+
+class _PresentationOrder:
+    """Presentation times of the packets read so far: a frame's index is its time's rank among them.
+
+    Only the latest ``window`` times are kept (memory stays flat however long the video): the earlier ones are
+    counted, and a time that falls among those, reordered too far to rank, is refused."""
+
+    def __init__(self, window: int = 8 * _REORDER_LOOKAHEAD) -> None:
+        self.window = window
+        self._times: list[int] = []
+        self._dropped = 0  # how many times, all earlier than those kept, were dropped
+        self._latest_dropped: int | None = None
+
+    def add(self, pts: int) -> bool:
+        """Add a packet's time; False for one that cannot be ranked (already there, or earlier than a dropped one)."""
+        if self._latest_dropped is not None and pts <= self._latest_dropped:
+            return False
+        position = bisect.bisect_left(self._times, pts)
+        if position < len(self._times) and self._times[position] == pts:
+            return False
+        self._times.insert(position, pts)
+        if len(self._times) > self.window:
+            self._latest_dropped = self._times.pop(0)
+            self._dropped += 1
+        return True
+
+    def index(self, pts: int) -> int | None:
+        """The frame index of a time added earlier, or None when it is not (or no longer) there."""
+        position = bisect.bisect_left(self._times, pts)
+        if position < len(self._times) and self._times[position] == pts:
+            return self._dropped + position
+        return None
 
 
 class _VideoDecoder:
@@ -334,10 +378,17 @@ class _VideoDecoder:
         self.stop_event = threading.Event()
         self.state = _DecodeState()
         self.thread: threading.Thread | None = None
+        self.position = 0  # the frame being decoded, for error messages
+        self.backend = "opencv"  # what decoded the frames: "opencv" (every frame) or "pyav-sparse"
 
-    def start(self, info: MediaInfo, select: Callable[[int, float], bool], decode_all: bool) -> None:
+    def start(self, info: MediaInfo, select: Callable[[int, float], bool], decode_all: bool,
+              skip_unselected: bool = False) -> None:
+        """Decode in a background thread. ``skip_unselected``: ``select`` is a pure function of the frame index
+        (``every`` and ``count`` selections) and only the selected frames are wanted, so the unselected frames
+        that no other frame refers to need not be decoded at all (see ``_decode_sparse``)."""
         self.thread = threading.Thread(
-            target=self._run, args=(info, select, decode_all), name=f"decode:{source_name(info.path)}", daemon=True
+            target=self._run, args=(info, select, decode_all, skip_unselected),
+            name=f"decode:{source_name(info.path)}", daemon=True,
         )
         self.thread.start()
 
@@ -351,47 +402,155 @@ class _VideoDecoder:
             except queue.Full:
                 continue
 
-    def _run(self, info: MediaInfo, select: Callable[[int, float], bool], decode_all: bool) -> None:
-        capture, pending = self.capture, self.first_frame
-        self.first_frame = None
-        index = 0
+    def _run(self, info: MediaInfo, select: Callable[[int, float], bool], decode_all: bool,
+             skip_unselected: bool) -> None:
+        capture = self.capture
         try:
-            while not self.stop_event.is_set():
-                image: np.ndarray | None = None
-                if pending is not None:
-                    image, pending = pending, None
-                elif not capture.grab():
-                    skipped = self._skip_damage(capture, info, index)
-                    if skipped is None:
-                        self._check_shortfall(info, index)
-                        break
-                    index += skipped
-                time_s = index / info.fps
-                selected = select(index, time_s)
-                if image is None and (selected or decode_all):
-                    ok, image = capture.retrieve()
-                    if not ok or image is None:  # grabbed, but the picture would not decode: lost
-                        self.state.frames_lost += 1
-                        self.state.damaged_spots += 1
-                        index += 1
-                        continue
-                self.state.frames_decoded += 1
-                if image is not None:
-                    self._put((Frame(index, time_s, image), selected))
-                    image = None  # don't keep the last frame alive while blocked in grab()
-                index += 1
+            if not (skip_unselected and not decode_all and self._decode_sparse(info, select)):
+                self.state, self.position, self.backend = _DecodeState(), 0, "opencv"  # forget what PyAV counted
+                self._decode_every_frame(info, select, decode_all)
         except _Stop:
             pass
         except Exception as error:  # noqa: BLE001 - reported to the caller through decode_error
-            self.state.error = f"decoding failed at frame {index}: {error}"
+            self.state.error = f"decoding failed at frame {self.position}: {error}"
         finally:
             self.capture = None
+            self.first_frame = None
             capture.release()
             self._summarise_damage(info)
             try:
                 self._put(_END)
             except _Stop:
                 pass
+
+    def _decode_every_frame(self, info: MediaInfo, select: Callable[[int, float], bool], decode_all: bool) -> None:
+        """OpenCV's capture through every frame; unselected ones are only grabbed unless ``decode_all``."""
+        capture, pending = self.capture, self.first_frame
+        self.first_frame = None
+        index = 0
+        while not self.stop_event.is_set():
+            self.position = index
+            image: np.ndarray | None = None
+            if pending is not None:
+                image, pending = pending, None
+            elif not capture.grab():
+                skipped = self._skip_damage(capture, info, index)
+                if skipped is None:
+                    self._check_shortfall(info, index)
+                    break
+                index += skipped
+            time_s = index / info.fps
+            selected = select(index, time_s)
+            if image is None and (selected or decode_all):
+                ok, image = capture.retrieve()
+                if not ok or image is None:  # grabbed, but the picture would not decode: lost
+                    self.state.frames_lost += 1
+                    self.state.damaged_spots += 1
+                    index += 1
+                    continue
+            self.state.frames_decoded += 1
+            if image is not None:
+                self._put((Frame(index, time_s, image), selected))
+                image = None  # don't keep the last frame alive while blocked in grab()
+            index += 1
+
+    def _decode_sparse(self, info: MediaInfo, select: Callable[[int, float], bool]) -> bool:
+        """Decode with PyAV, skipping the unselected frames that no other frame refers to; False (having put
+        nothing in the queue) where this cannot promise the very frames OpenCV would give, which then decodes.
+
+        Most frames of a compressed video with B-frames are references for none (x264's defaults: about half);
+        FFmpeg can drop those unseen (``skip_frame = NONREF``), and this is switched per packet, so that each
+        selected frame is still decoded, and decoded exactly as when nothing is skipped (the frames it depends on
+        are all references). A packet's frame index is its rank in presentation order, known once the packets
+        that may show before it have been read (``_REORDER_LOOKAHEAD`` ahead). The first frame out must equal
+        OpenCV's first frame (same size, orientation and colour conversion, pixel for pixel), or this gives up.
+        """
+        path = info.path
+        if not isinstance(path, Path):
+            return False
+        try:
+            container = av.open(c_path(path))
+        except (av.FFmpegError, OSError, ValueError):
+            return False
+        with container:
+            if container.format.name not in _SPARSE_FORMATS or not container.streams.video:
+                return False
+            stream = container.streams.video[0]
+            decoder = stream.codec_context
+            order = _PresentationOrder()
+            lookahead: collections.deque[av.Packet] = collections.deque()
+            checked = False  # the first frame out matched OpenCV's: from then on frames go to the queue
+            produced = 0
+
+            def send(packet: av.Packet | None) -> bool:
+                nonlocal checked, produced
+                if packet is not None:
+                    index = order.index(packet.pts)
+                    wanted = index is None or select(index, index / info.fps)
+                    self.position = index if index is not None else self.position
+                    decoder.skip_frame = "DEFAULT" if wanted else "NONREF"
+                try:
+                    frames = decoder.decode(packet)
+                except av.FFmpegError:
+                    if not checked:
+                        return False
+                    self.state.frames_lost += 1
+                    self.state.damaged_spots += 1
+                    return True
+                if packet is not None:
+                    self.state.frames_decoded += 1
+                produced += len(frames)
+                for frame in frames:
+                    index = order.index(frame.pts) if frame.pts is not None else None
+                    if index is None:
+                        if not checked:
+                            return False
+                        continue
+                    if not checked:
+                        if index != 0 or not self._same_as_first_frame(frame):
+                            return False
+                        checked = True
+                        self.backend = "pyav-sparse"
+                    if select(index, index / info.fps):
+                        self._put((Frame(index, index / info.fps, frame.to_ndarray(format="bgr24")), True))
+                return True
+
+            try:
+                for packet in container.demux(stream):
+                    if self.stop_event.is_set():
+                        raise _Stop
+                    if packet.size == 0 or packet.is_discard:
+                        continue
+                    if packet.pts is None or not order.add(packet.pts):
+                        if not checked:
+                            return False
+                        # No place of its own in presentation order (a damaged stream): said as lost.
+                        self.state.frames_lost += 1
+                        self.state.damaged_spots += 1
+                        continue
+                    lookahead.append(packet)
+                    if len(lookahead) > _REORDER_LOOKAHEAD and not send(lookahead.popleft()):
+                        return False
+            except av.FFmpegError:
+                if not checked:
+                    return False
+                self.state.damaged_spots += 1  # unreadable from here on: what is missing shows as a shortfall
+            while lookahead:
+                if not send(lookahead.popleft()):
+                    return False
+            if not send(None) or not checked:
+                return False
+        self.state.frames_skipped = max(0, self.state.frames_decoded - produced)
+        self._check_shortfall(info, self.state.frames_decoded)
+        return True
+
+    def _same_as_first_frame(self, frame: av.VideoFrame) -> bool:
+        """Whether PyAV's first frame is OpenCV's (size, orientation, colour conversion)."""
+        first = self.first_frame
+        if first is None or getattr(frame, "rotation", 0):
+            return False
+        image = frame.to_ndarray(format="bgr24")
+        return image.shape == first.shape and bool(np.array_equal(image, first))
 
     def _skip_damage(self, capture: cv2.VideoCapture, info: MediaInfo, index: int) -> int | None:
         """After a failed grab at frame ``index``, keep reading past damaged data (FFmpeg resynchronises on the next
@@ -483,8 +642,9 @@ class MediaReader:
     ``decode_error``, when more than half the frames are lost or the file ends early).
 
     ``iter_frames()`` yields ``(frame, selected)`` for every decoded frame (only the selected ones when
-    ``decode_all=False``: the others are skipped with ``grab()``, without colour conversion); iterating the reader
-    itself yields only the selected frames.
+    ``decode_all=False``: the others are skipped with ``grab()``, without colour conversion, or, for ``every`` and
+    ``count`` selections of an mp4/mov/mkv/webm file, mostly not decoded at all, see ``backend``); iterating the
+    reader itself yields only the selected frames. Either way the frames are the same, pixel for pixel.
     """
 
     def __init__(
@@ -528,6 +688,19 @@ class MediaReader:
         return (self._decoder.state if self._decoder else self._image_state).frames_lost
 
     @property
+    def frames_skipped(self) -> int:
+        """Frames counted in ``frames_decoded`` that were never decoded (the "pyav-sparse" backend's saving);
+        final once iteration has ended."""
+        return (self._decoder.state if self._decoder else self._image_state).frames_skipped
+
+    @property
+    def backend(self) -> str:
+        """What decodes: "image", "opencv" (every frame, through OpenCV's FFmpeg backend), or "pyav-sparse" (only
+        the selected frames and those they depend on, through PyAV; see ``_VideoDecoder._decode_sparse``). Final
+        once the first frame has arrived."""
+        return self._decoder.backend if self._decoder else "image"
+
+    @property
     def warnings(self) -> list[str]:
         """Damage the decoder worked around (final once iteration has ended): frames skipped, repaired images."""
         return list((self._decoder.state if self._decoder else self._image_state).warnings)
@@ -541,7 +714,11 @@ class MediaReader:
         if self._decoder is None:
             yield from self._iter_image(select)
             return
-        self._decoder.start(self.info, select, self.decode_all)
+        # Only ``every`` and ``count`` choose frames by index alone (``fps`` follows the frames in order), and
+        # with every frame wanted there is nothing to skip.
+        mode, value = self.selection.mode, self.selection.value
+        by_index = mode == "count" or (mode == "every" and value is not None and value > 1)
+        self._decoder.start(self.info, select, self.decode_all, skip_unselected=by_index)
         try:
             while (item := self._decoder.next_item()) is not _END:
                 yield item  # type: ignore[misc]
