@@ -17,6 +17,7 @@ from fakescope.models import (
     create_model,
     list_models,
     load_checkpoint,
+    open_checkpoint,
     read_checkpoint_header,
     save_checkpoint,
 )
@@ -136,6 +137,26 @@ def test_checkpoint_that_does_not_match_its_config_is_refused(tiny, tmp_path):
     save_file(tensors, str(tampered), metadata=metadata)
     with pytest.raises(CheckpointError, match="does not match its declared architecture 'tiny_lstm'.*shape"):
         load_checkpoint(tampered)
+
+
+def test_an_opened_checkpoint_is_built_when_first_used_and_only_from_the_file_opened(tiny, tmp_path):
+    path = save_checkpoint(tmp_path / "tiny.safetensors", tiny, CheckpointMeta(trained=True, threshold=0.42))
+    lazy, meta = open_checkpoint(path)
+    loaded, loaded_meta = load_checkpoint(path)
+    assert meta == loaded_meta and lazy.config == loaded.config and not lazy.built
+    model = lazy.get()
+    assert lazy.built and lazy.get() is model and not model.training
+    for key, value in loaded.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value)
+    # A file replaced between opening and building: its model is not the one whose sha256 was recorded.
+    lazy, _ = open_checkpoint(path)
+    save_checkpoint(path, tiny, CheckpointMeta(trained=True, threshold=0.5))
+    with pytest.raises(CheckpointError, match="has changed since it was opened"):
+        lazy.get()
+    bare = tmp_path / "bare.safetensors"
+    save_file({"w": torch.zeros(2)}, str(bare))
+    with pytest.raises(CheckpointError, match="not a fakescope checkpoint"):
+        open_checkpoint(bare)
 
 
 def test_non_fakescope_files_get_clear_errors(tmp_path):

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -20,7 +23,7 @@ from fakescope.analysis.live import LiveAnalyzer, PushedFrames
 from fakescope.cli.main import main
 from fakescope.models import CheckpointMeta, create_model, save_checkpoint
 from fakescope.models.onnx_model import OnnxModel, OnnxModelError, head_path_for, read_onnx_metadata
-from fakescope.options import AnalysisOptions
+from fakescope.options import AnalysisOptions, OutputOptions
 from fakescope.outputs import scan_to_folder
 from fakescope.server.scan_form import with_server_options
 from fakescope.video import FrameSelection, MediaReader
@@ -157,6 +160,56 @@ def test_heatmaps_with_the_onnx_runtime_come_from_the_same_weights_in_torch(scan
     assert (tmp_path / "face.mp4" / "heatmap.mp4").is_file()
 
 
+@pytest.fixture()
+def onnx_scanner(scanner: Scanner, exported: Path) -> Scanner:
+    """A scanner on the ONNX runtime, loaded from the checkpoint (its PyTorch model not built yet)."""
+    return Scanner.load(scanner.meta.path, device="cpu", allow_untrained=True, runtime="onnx",
+                        onnx_model=str(exported), selection=FrameSelection("count", 4))
+
+
+def test_the_onnx_runtime_scans_without_building_the_pytorch_model(scanner: Scanner, onnx_scanner: Scanner,
+                                                                    face_clip: Path, tmp_path: Path) -> None:
+    assert not onnx_scanner.model_built and onnx_scanner.config == scanner.config
+    result = scan_to_folder(onnx_scanner, face_clip, tmp_path, OutputOptions(annotate=False))
+    assert result.frames_with_faces == 4 and not onnx_scanner.model_built
+    assert result.model["sha256"] == scanner.meta.sha256 and result.model["config"] == scanner.config.to_dict()
+    # Built once when first asked for, on the device, and shared with the copies a server makes per request.
+    derived = onnx_scanner.with_analysis(onnx_scanner.analysis)
+    assert derived.model is onnx_scanner.model and onnx_scanner.model_built and not derived.model.training
+    assert derived.encoder.model is derived.model
+
+
+@pytest.mark.slow  # two scans with the heatmap pass
+def test_heatmaps_on_the_onnx_runtime_build_the_checkpoints_model(scanner: Scanner, onnx_scanner: Scanner,
+                                                                   face_clip: Path, tmp_path: Path) -> None:
+    options = OutputOptions(annotate=False, heatmap=True)
+    result = scan_to_folder(onnx_scanner, face_clip, tmp_path / "onnx", options)
+    assert result.verdict != "error" and onnx_scanner.model_built
+    # The lazily built model is the checkpoint's, as the torch runtime loads it: the same heatmaps.
+    torch_scanner = scanner.with_analysis(AnalysisOptions(precision="fp32", selection=onnx_scanner.selection))
+    scan_to_folder(torch_scanner, face_clip, tmp_path / "torch", options)
+    pngs = {name: sorted((tmp_path / name / "heatmaps").glob("*.png")) for name in ("onnx", "torch")}
+    assert len(pngs["onnx"]) >= 2 and [p.name for p in pngs["onnx"]] == [p.name for p in pngs["torch"]]
+    assert all(ours.read_bytes() == theirs.read_bytes() for ours, theirs in zip(pngs["onnx"], pngs["torch"]))
+
+
+@pytest.mark.slow  # a fresh Python process (imports torch)
+def test_a_scan_on_the_onnx_runtime_never_imports_timm(scanner: Scanner, exported: Path, face_clip: Path,
+                                                       tmp_path: Path) -> None:
+    import fakescope
+
+    program = ("import sys; from fakescope.cli.main import main; "
+               f"code = main(['scan', {str(face_clip)!r}, '--weights', {scanner.meta.path!r}, '--allow-untrained', "
+               f"'--runtime', 'onnx', '--onnx-model', {str(exported)!r}, '--frames', '4', '--no-video', '--quiet', "
+               f"'--out', {str(tmp_path / 'out')!r}]); "
+               "print(code, sorted(name for name in ('timm', 'torchvision') if name in sys.modules))")
+    package_root = str(Path(fakescope.__file__).parents[1])
+    run = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": package_root})
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines()[-1] == "0 []"
+
+
 @pytest.mark.slow  # two live runs over the clip
 def test_live_with_the_onnx_runtime_matches_torch(scanner: Scanner, exported: Path, face_clip: Path) -> None:
     onnx_scanner = scanner.with_analysis(AnalysisOptions(runtime="onnx", onnx_model=str(exported)))
@@ -274,6 +327,8 @@ def test_a_server_on_the_onnx_runtime_scans_with_it_and_refuses_what_it_cannot_r
         job = wait_for_job(client, submit(every=4).json()["id"])
         assert job["state"] == "done" and job["summary"]["model"]["runtime"] == "onnx"
         assert job["summary"]["frames_analysed"] == 6
+        # Neither the scans nor the live copy built the PyTorch model: without heatmaps nothing needs it.
+        assert not onnx_scanner.model_built and not client.app.state.live.scanner.model_built
 
 
 def test_the_server_keeps_its_runtime_for_every_request() -> None:

@@ -3,7 +3,7 @@ through the model's CNN, and where the temporal head turns a track's features in
 heatmaps all use it, so the heatmaps explain the very features the scores came from.
 
 ``FaceEncoder`` runs the PyTorch model (under autocast for bf16/fp16); ``OnnxFaceEncoder`` runs an exported ONNX
-model with ONNX Runtime, and keeps the PyTorch model of the same weights for what needs autograd (the heatmaps).
+model with ONNX Runtime, and builds the PyTorch model of the same weights only for what needs autograd (the heatmaps).
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..faces import crop_face
-from ..models import TemporalDeepfakeModel
+from ..models import LazyModel, ModelConfig, TemporalDeepfakeModel
 from ..models.onnx_model import OnnxModel
 from ..models.temporal_model import split_windows, windows_by_length
 from ..options import PRECISIONS
@@ -78,20 +78,28 @@ class FaceEncoder:
     uint8 RGB crops into a channels-last tensor; ``encode`` runs the CNN part of the model on them (under autocast
     when ``precision`` asks for it) and returns float32 (N, C) features; ``predict_windows``, ``predict_track`` and
     ``stream_step`` run the temporal head (the RNN and the dense layers, in fp32).
+
+    ``model``: the model, or a ``LazyModel`` of it, built when ``model`` is first asked for.
     """
 
     runtime = "torch"
 
-    def __init__(self, model: TemporalDeepfakeModel, device: torch.device, margin: float, precision: str) -> None:
-        self.model = model
+    def __init__(self, model: TemporalDeepfakeModel | LazyModel, device: torch.device, margin: float,
+                 precision: str) -> None:
+        self._lazy_model = model if isinstance(model, LazyModel) else LazyModel.of(model)
+        self.config: ModelConfig = self._lazy_model.config
         self.device = device
         self.margin = margin
-        self.crop_size = model.config.input_size
+        self.crop_size = self.config.input_size
         self.precision = resolve_precision(precision, device)
         self.autocast_dtype = autocast_dtype(self.precision, device)
-        config = model.config
-        self.mean = torch.tensor(config.mean, device=device).view(1, 3, 1, 1) * 255.0
-        self.std = torch.tensor(config.std, device=device).view(1, 3, 1, 1) * 255.0
+        self.mean = torch.tensor(self.config.mean, device=device).view(1, 3, 1, 1) * 255.0
+        self.std = torch.tensor(self.config.std, device=device).view(1, 3, 1, 1) * 255.0
+
+    @property
+    def model(self) -> TemporalDeepfakeModel:
+        """The PyTorch model (built now if it was given as a ``LazyModel`` not built yet)."""
+        return self._lazy_model.get()
 
     def crop(self, image: np.ndarray, box: Sequence[float] | np.ndarray) -> np.ndarray:
         """The model's RGB input crop of the face at ``box`` in BGR ``image``."""
@@ -136,15 +144,15 @@ class FaceEncoder:
 
 class OnnxFaceEncoder(FaceEncoder):
     """``FaceEncoder`` whose CNN and temporal head run in ONNX Runtime (``OnnxModel``): the same crops go in, the
-    same features and scores come out. ``model`` (the PyTorch model of the weights the file was exported from)
-    stays for the heatmaps, which need autograd.
+    same features and scores come out. ``model`` (the PyTorch model of the weights the file was exported from, best
+    given as a ``LazyModel``) is for the heatmaps, which need autograd: scoring never builds it.
 
     ``precision``: ``auto`` or the file's own (fp32 or int8); the file fixes it, so another one is refused.
     """
 
     runtime = "onnx"
 
-    def __init__(self, model: TemporalDeepfakeModel, device: torch.device, margin: float, precision: str,
+    def __init__(self, model: TemporalDeepfakeModel | LazyModel, device: torch.device, margin: float, precision: str,
                  onnx_model: OnnxModel) -> None:
         if precision not in ("auto", onnx_model.precision):
             raise ValueError(f"--precision {precision} is for the torch runtime; {onnx_model.path.name} runs in "
@@ -166,7 +174,7 @@ class OnnxFaceEncoder(FaceEncoder):
         return p_fake
 
     def stream_step(self, features: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
-        if self.model.config.bidirectional:
+        if self.config.bidirectional:
             raise ValueError("a bidirectional model needs future frames: streaming needs a unidirectional RNN")
         array = features.detach().cpu().float().numpy()[:, None]
         p_fake, state = self.onnx_model.temporal(array, state)

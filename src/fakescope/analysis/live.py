@@ -307,7 +307,7 @@ class LiveAnalyzer:
         options: LiveOptions | None = None,
         on_analysis: Callable[[Analysis], None] | None = None,
     ) -> None:
-        if scanner.model.config.bidirectional:
+        if scanner.config.bidirectional:
             raise ValueError("live detection needs a unidirectional RNN: a bidirectional model looks at future frames")
         self.scanner = scanner
         self.options = options or LiveOptions()

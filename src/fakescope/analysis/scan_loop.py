@@ -23,7 +23,6 @@ class FrameAnalyzer:
     def __init__(self, encoder: FaceEncoder, face_detector: FaceDetector, window: int, batch_size: int,
                  detect_every: int = 1) -> None:
         self.encoder = encoder
-        self.model = encoder.model
         self.face_detector = face_detector
         self.window = window
         self.batch_size = batch_size

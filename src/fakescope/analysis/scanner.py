@@ -6,13 +6,14 @@ import copy
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..faces import create_face_detector
-from ..models import CheckpointMeta, TemporalDeepfakeModel, load_checkpoint
+from ..models import CheckpointMeta, LazyModel, ModelConfig, TemporalDeepfakeModel, open_checkpoint
 from ..models.onnx_model import OnnxModel, check_matches
 from ..names import printable
 from ..options import AnalysisOptions, FaceOptions, options_record, split_values
@@ -47,12 +48,13 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return torch.device(device)
 
 
-def load_trained_model(weights: str | Path | None, allow_untrained: bool) -> tuple[TemporalDeepfakeModel,
-                                                                                   CheckpointMeta]:
-    """The model of ``weights`` (default: the shipped weights, their hash checked).
+def open_trained_model(weights: str | Path | None, allow_untrained: bool) -> tuple[LazyModel, CheckpointMeta]:
+    """The model of ``weights`` (default: the shipped weights, their hash checked), built on first use, and its
+    metadata. Everything but building the model is checked now.
 
     Raises WeightsError when no trained weights are available, or when the checkpoint is untrained and
-    ``allow_untrained`` is false: verdicts of an untrained model mean nothing.
+    ``allow_untrained`` is false: verdicts of an untrained model mean nothing. CheckpointError when ``weights`` is
+    no fakescope checkpoint (and, once built, when its tensors do not fit its architecture).
     """
     if weights is None:
         weights = default_weights_path()
@@ -65,7 +67,7 @@ def load_trained_model(weights: str | Path | None, allow_untrained: bool) -> tup
             weights = verify_default_weights(weights.parent)
         except ShippedWeightsError as error:
             raise WeightsError(str(error)) from error
-    model, meta = load_checkpoint(weights)
+    model, meta = open_checkpoint(weights)
     if not meta.trained and not allow_untrained:
         raise WeightsError(
             f"{weights} holds an untrained model (its head was never trained): its verdicts would be "
@@ -74,13 +76,21 @@ def load_trained_model(weights: str | Path | None, allow_untrained: bool) -> tup
     return model, meta
 
 
-def load_onnx_model(path: str | Path, model: TemporalDeepfakeModel, meta: CheckpointMeta,
-                    device: torch.device) -> OnnxModel:
-    """The ONNX export at ``path``, checked to come from the same architecture and weights as ``model``
+def load_onnx_model(path: str | Path, config: ModelConfig, meta: CheckpointMeta, device: torch.device) -> OnnxModel:
+    """The ONNX export at ``path``, checked to come from the architecture ``config`` and the weights of ``meta``
     (OnnxModelError otherwise); ONNX Runtime uses as many threads as PyTorch (the cores given to the process)."""
     onnx_model = OnnxModel(path, device.type, threads=torch.get_num_threads())
-    check_matches(onnx_model.info, model.config, meta.sha256, meta.path or "the checkpoint in use")
+    check_matches(onnx_model.info, config, meta.sha256, meta.path or "the checkpoint in use")
     return onnx_model
+
+
+def _prepared(lazy_model: LazyModel, device: torch.device) -> TemporalDeepfakeModel:
+    """The model of ``lazy_model``, built, on ``device`` in eval mode, its convolutions' weights channels-last."""
+    model = lazy_model.get().to(device).eval()
+    # The crops arrive channels-last (FaceEncoder); matching weights let oneDNN/cuDNN skip layout conversions.
+    model.backbone.to(memory_format=torch.channels_last)
+    model.convs.to(memory_format=torch.channels_last)
+    return model
 
 
 class Scanner:
@@ -89,11 +99,15 @@ class Scanner:
     ``fakescope.outputs.scan_to_folder(scanner, "video.mp4", "results")`` also writes the files. With
     ``runtime="onnx"`` the CNN and temporal head run in ONNX Runtime on ``onnx_model``'s file (loaded here unless an
     ``OnnxModel`` of that file is given, to share its sessions), an export of the same weights.
+
+    ``model``: the PyTorch model, or a ``LazyModel`` of it. The torch runtime builds it at once; the ONNX runtime
+    only when something asks for ``model`` (the heatmaps, an export, a copy for live), so a scan on ONNX Runtime
+    never builds it (nor imports timm). ``config`` is the model's config either way.
     """
 
     def __init__(
         self,
-        model: TemporalDeepfakeModel,
+        model: TemporalDeepfakeModel | LazyModel,
         meta: CheckpointMeta,
         faces: FaceOptions | None = None,
         analysis: AnalysisOptions | None = None,
@@ -101,10 +115,12 @@ class Scanner:
         onnx_model: OnnxModel | None = None,
     ) -> None:
         self.device = resolve_device(device)
-        self.model = model.to(self.device).eval()
-        # The crops arrive channels-last (FaceEncoder); matching weights let oneDNN/cuDNN skip layout conversions.
-        self.model.backbone.to(memory_format=torch.channels_last)
-        self.model.convs.to(memory_format=torch.channels_last)
+        if not isinstance(model, LazyModel):
+            model = LazyModel.of(model)
+        self.config: ModelConfig = model.config
+        self._lazy_model = LazyModel(model.config, partial(_prepared, model, self.device))
+        if model.built:
+            self.build_model()  # a model given built is moved to the device now, as it always was
         self.meta = meta
         self.faces = faces or FaceOptions()
         self.analysis = analysis or AnalysisOptions()
@@ -131,20 +147,35 @@ class Scanner:
         ``analysis``, or as their fields by name (``Scanner.load(window=8, min_face=40)``), not both.
 
         Raises WeightsError when no trained weights are available, or when the checkpoint is untrained and
-        ``allow_untrained`` is false.
+        ``allow_untrained`` is false; CheckpointError when the weights are no (buildable) fakescope checkpoint.
         """
         if option_values:
             if faces is not None or analysis is not None:
                 raise TypeError("pass either option objects or option values by name, not both")
             face_values, analysis_values = split_values(option_values, FaceOptions, AnalysisOptions)
             faces, analysis = FaceOptions(**face_values), AnalysisOptions(**analysis_values)
-        model, meta = load_trained_model(weights, allow_untrained)
+        model, meta = open_trained_model(weights, allow_untrained)
         return cls(model, meta, faces, analysis, device)
+
+    @property
+    def model(self) -> TemporalDeepfakeModel:
+        """The PyTorch model, built now if it was not yet (shared by the ``with_analysis`` copies)."""
+        return self._lazy_model.get()
+
+    @property
+    def model_built(self) -> bool:
+        """Whether the PyTorch model has been built (a scan on ONNX Runtime without heatmaps never builds it)."""
+        return self._lazy_model.built
+
+    def build_model(self) -> None:
+        """Build the PyTorch model now unless it is built: called at load time when heatmaps will need it, so that
+        a checkpoint that cannot be built is refused before the first input instead of failing each one."""
+        self._lazy_model.get()
 
     @property
     def window(self) -> int:
         """Frames per RNN window: the analysis option, else the checkpoint's."""
-        return self.analysis.window or self.model.config.window
+        return self.analysis.window or self.config.window
 
     def with_analysis(self, analysis: AnalysisOptions) -> Scanner:
         """This scanner with other analysis options (frame selection, precision, threshold ...), sharing its model
@@ -167,8 +198,8 @@ class Scanner:
                              "--out FILE` (add --int8 for the faster int8 model)")
         loaded = self.onnx_model
         if loaded is None or loaded.path.resolve() != Path(analysis.onnx_model).resolve():
-            loaded = self.onnx_model = load_onnx_model(analysis.onnx_model, self.model, self.meta, self.device)
-        return OnnxFaceEncoder(self.model, self.device, self.faces.margin, analysis.precision, loaded)
+            loaded = self.onnx_model = load_onnx_model(analysis.onnx_model, self.config, self.meta, self.device)
+        return OnnxFaceEncoder(self._lazy_model, self.device, self.faces.margin, analysis.precision, loaded)
 
     @property
     def threshold(self) -> float:
@@ -188,11 +219,11 @@ class Scanner:
 
     def _model_info(self) -> dict[str, Any]:
         return {
-            "name": self.model.config.name,
+            "name": self.config.name,
             "weights": self.meta.path,
             "sha256": self.meta.sha256,
             "trained": self.meta.trained,
-            "config": self.model.config.to_dict(),
+            "config": self.config.to_dict(),
             "device": str(self.device),
             **self.encoder.describe(),
         }

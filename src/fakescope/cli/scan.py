@@ -119,6 +119,8 @@ def _local_scans(args: argparse.Namespace, faces: FaceOptions, analysis: Analysi
     try:
         scanner = Scanner.load(args.weights, device=args.device, allow_untrained=args.allow_untrained,
                                faces=faces, analysis=analysis)
+        if outputs.heatmap:
+            scanner.build_model()
     except (WeightsError, CheckpointError, ValueError) as error:
         raise UsageError(str(error)) from error
     return LocalScans(scanner, outputs, progress=not args.quiet)

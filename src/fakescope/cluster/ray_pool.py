@@ -108,6 +108,8 @@ class ScanActor:
         self.scanner = Scanner.load(self.setup.weights, device=self.setup.device,
                                     allow_untrained=self.setup.allow_untrained, faces=self.setup.faces,
                                     analysis=self.setup.analysis)
+        if self.setup.outputs.heatmap:
+            self.scanner.build_model()
 
     def ready(self) -> WorkerInfo:
         node = socket.gethostname()

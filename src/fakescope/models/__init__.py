@@ -4,12 +4,14 @@ from .checkpoint import (
     CheckpointError,
     CheckpointMeta,
     load_checkpoint,
+    open_checkpoint,
     read_checkpoint_header,
     save_checkpoint,
     sha256_file,
 )
 from . import catalog  # noqa: F401 - registers the models
 from .config import ModelConfig
+from .lazy import LazyModel
 from .registry import create_model, list_models, model_config, register_model
 from .temporal_model import TemporalDeepfakeModel
 
@@ -18,6 +20,7 @@ __all__ = [
     "BackboneWeightsError",
     "CheckpointError",
     "CheckpointMeta",
+    "LazyModel",
     "ModelConfig",
     "TemporalDeepfakeModel",
     "create_backbone",
@@ -25,6 +28,7 @@ __all__ = [
     "list_models",
     "load_checkpoint",
     "model_config",
+    "open_checkpoint",
     "read_checkpoint_header",
     "register_model",
     "save_checkpoint",

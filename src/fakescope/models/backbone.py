@@ -5,7 +5,6 @@ import logging
 import os
 from pathlib import Path
 
-import timm
 import torch
 from safetensors.torch import load_file
 from torch import nn
@@ -83,6 +82,10 @@ def create_backbone(
     Weights: ``weights`` (a local safetensors or torch state dict), else ``$FAKESCOPE_BACKBONE_WEIGHTS``, else timm's
     hub weights when ``pretrained`` (needs a network). Without any of these the backbone is randomly initialised.
     """
+    # Imported here, not with the module: timm (and torchvision with it) takes seconds to import, and a scan on ONNX
+    # Runtime builds no backbone.
+    import timm
+
     weights = weights or os.environ.get(BACKBONE_WEIGHTS_ENV) or None
     use_hub = pretrained and weights is None
     try:

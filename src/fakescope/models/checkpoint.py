@@ -12,6 +12,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from .config import ModelConfig
+from .lazy import LazyModel
 from .temporal_model import TemporalDeepfakeModel
 
 FORMAT_VERSION = "1"
@@ -136,3 +137,23 @@ def load_checkpoint(path: str | Path, **config_overrides: Any) -> tuple[Temporal
     model.eval()
     meta.sha256 = sha256_file(path)
     return model, meta
+
+
+def open_checkpoint(path: str | Path) -> tuple[LazyModel, CheckpointMeta]:
+    """The model of a checkpoint, built (as ``load_checkpoint`` does) only when first used, and its metadata with
+    the file's sha256: what ``load_checkpoint`` gives, without loading tensors or building the model now.
+
+    CheckpointError now when the file is no fakescope checkpoint; when the model is built, also when its tensors do
+    not match the architecture, or when the file has changed since (its sha256 is no longer the one recorded here).
+    """
+    config, meta = read_checkpoint_header(path)
+    meta.sha256 = sha256_file(path)
+
+    def build() -> TemporalDeepfakeModel:
+        model, built = load_checkpoint(path)
+        if built.sha256 != meta.sha256:
+            raise CheckpointError(f"{path} has changed since it was opened (sha256 {meta.sha256[:12]}..., now "
+                                  f"{built.sha256[:12]}...): load it again")
+        return model
+
+    return LazyModel(config, build), meta

@@ -19,6 +19,7 @@ from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
 from ..analysis import Scanner
+from ..models import LazyModel
 from ..names import printable
 from ..options import LIVE_FACE_OPTIONS
 from ..video.sniff import sniff_file
@@ -64,8 +65,10 @@ def static_dir() -> Path:
 
 def live_scanner_for(scanner: Scanner) -> Scanner:
     """The live model: a copy of the scan model (heatmap hooks on one never touch the other) with live's face
-    defaults (a smaller detector input)."""
-    return Scanner(copy.deepcopy(scanner.model), scanner.meta, LIVE_FACE_OPTIONS, scanner.analysis, scanner.device,
+    defaults (a smaller detector input). Copied when first needed: at once on the torch runtime, never on ONNX
+    Runtime (live makes no heatmaps)."""
+    model = LazyModel(scanner.config, lambda: copy.deepcopy(scanner.model))
+    return Scanner(model, scanner.meta, LIVE_FACE_OPTIONS, scanner.analysis, scanner.device,
                    onnx_model=scanner.onnx_model)
 
 
@@ -141,7 +144,7 @@ def create_app(scanner: Scanner, settings: ServerSettings, start_worker: bool = 
     @app.get(f"{API}/model", tags=["server"])
     def model() -> dict[str, Any]:
         """The model in use: its name, the sha256 of its weights and the threshold of its verdicts."""
-        return {"name": scanner.model.config.name, "weights": Path(scanner.meta.path or "").name or None,
+        return {"name": scanner.config.name, "weights": Path(scanner.meta.path or "").name or None,
                 "sha256": scanner.meta.sha256, "threshold": scanner.threshold, "trained": scanner.meta.trained,
                 "device": str(scanner.device), "runtime": scanner.encoder.runtime}
 
