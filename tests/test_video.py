@@ -407,6 +407,17 @@ def test_sparse_decoding_gives_exactly_the_frames_of_full_decoding(bframe_clip: 
         assert len(sparse) < 30 and skipped > 40  # most B-frames never decoded
 
 
+def test_close_mid_sparse_decoding_stops_thread(bframe_clip: Path) -> None:
+    before = set(decode_threads())
+    reader = MediaReader(bframe_clip, prefetch=1, selection=FrameSelection("every", 2), decode_all=False)
+    frames = iter(reader)
+    assert [next(frames).index for _ in range(3)] == [0, 2, 4]
+    assert reader.backend == "pyav-sparse"
+    reader.close()
+    assert set(decode_threads()) - before == set()
+    assert reader.frames_decoded < 120
+
+
 def test_sparse_decoding_leaves_rotated_and_avi_videos_to_opencv(tmp_path: Path) -> None:
     selection = FrameSelection("count", 3)
     rotated = make_clip(tmp_path / "rotated.mp4", n_frames=12, size=(320, 240), codec="libx264", rotation=90)
