@@ -38,9 +38,10 @@ SHARED = Path(os.environ.get("FAKESCOPE_SHARED", REPO.parent / "shared"))
 FFPP = SHARED / "data/ffpp-mini"
 VIDEO_1080P = FFPP / "original_sequences/actors/c23/videos/09__walking_down_street_outside_angry.mp4"
 INT8_EXPORT = REPO / "runs" / "benchmarks" / "fakescope-int8.onnx"
-FASTEST_FLAGS = f"--runtime onnx --onnx-model {shlex.quote(str(INT8_EXPORT))} --detect-every 10"
+FASTEST_FLAGS = f"--runtime onnx --onnx-model {shlex.quote(str(INT8_EXPORT))} --detect-every 10 --detect-size 320"
 """The fastest settings of this checkout: the shipped weights' int8 ONNX export (written by the benchmark on first
-use, see ``int8_export``), faces detected every 10 frames."""
+use, see ``int8_export``), faces detected every 10 frames on a 320-pixel copy of the frame (what that costs in faces
+and verdicts: ``benchmarks/detect_size.py``)."""
 CASES = {
     "1080p": "every frame, all outputs",
     "triage": "--frames 32 --no-video, a directory",
