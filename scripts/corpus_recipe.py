@@ -200,12 +200,17 @@ def train_head(config: dict, clips: list, seed: int, out_dir: Path):
                              feature_noise=train.get("feature_noise", 0.0), seed=seed, out_dir=out_dir,
                              single_frame=train.get("single_frame", False), cache_stage=model_cfg.get("cache_stage"),
                              tail_lr_scale=train.get("tail_lr_scale", 0.1),
-                             label_smoothing=train.get("label_smoothing", 0.0))
+                             label_smoothing=train.get("label_smoothing", 0.0),
+                             ema_decay=train.get("ema_decay"), ema_start=train.get("ema_start", 0))
+
+
+LAST_STEP = "model-last-step.safetensors"  # beside an averaged model: the weights of its last step
 
 
 def load_or_train(config: dict, clips: list, run_dir: Path, recipe: str):
     """The model of ``run_dir/model.safetensors`` if an earlier run left one, else a newly trained one (saved
-    there, with the evaluation window in its config and ``recipe``, the config's file name, in its info)."""
+    there, with the evaluation window in its config and ``recipe``, the config's file name, in its info). A recipe
+    with weight averaging (``ema_decay``) also saves its last step's own weights, as ``LAST_STEP``."""
     from fakescope.models import CheckpointMeta, load_checkpoint, save_checkpoint
 
     path = run_dir / "model.safetensors"
@@ -213,6 +218,13 @@ def load_or_train(config: dict, clips: list, run_dir: Path, recipe: str):
         return load_checkpoint(path)[0].eval()
     model = train_head(config, clips, config["seed"], run_dir)
     model.config = model.config.replace(window=config["evaluation"]["window"])
+    last_step = getattr(model, "last_step_state", None)
+    if last_step is not None:
+        averaged = {k: v.clone() for k, v in model.state_dict().items()}
+        model.load_state_dict(last_step)
+        save_checkpoint(run_dir / LAST_STEP, model, CheckpointMeta(trained=True, threshold=0.5,
+                                                                   info={"recipe": recipe, "weights": "last step"}))
+        model.load_state_dict(averaged)
     save_checkpoint(path, model, CheckpointMeta(trained=True, threshold=0.5, info={"recipe": recipe}))
     return model
 
@@ -226,17 +238,43 @@ def evaluation_scores(config: dict, model) -> dict:
 
 
 def step_cv(config: dict, out: Path, recipe: str) -> dict:
-    from fakescope.training.cached_head import video_metrics
+    """Leave one ffpp-mini pair out, the corpus in every fold; writes ``cv/summary.json``. For a recipe with weight
+    averaging, the same folds measured with each fold's last-step weights go to ``cv/summary-last-step.json``."""
+    from fakescope.models import load_checkpoint
 
-    folds = []
-    for pair in config["evaluation"].get("pairs", PAIRS):
+    pairs = config["evaluation"].get("pairs", PAIRS)
+    fold_scores: dict[str, dict[str, dict]] = {"": {}, "-last-step": {}}
+    for pair in pairs:
         fold_dir = out / "cv" / pair.replace(",", "_")
         scores_path = fold_dir / "scores.json"
         if not scores_path.is_file():
             fold_dir.mkdir(parents=True, exist_ok=True)
             model = load_or_train(config, training_clips(config, pair), fold_dir, recipe)
             scores_path.write_text(json.dumps(evaluation_scores(config, model), indent=1) + "\n")
-        scores = json.loads(scores_path.read_text())
+        fold_scores[""][pair] = json.loads(scores_path.read_text())
+        last_path = fold_dir / "scores-last-step.json"
+        if (fold_dir / LAST_STEP).is_file() and not last_path.is_file():
+            model = load_checkpoint(fold_dir / LAST_STEP)[0].eval()
+            last_path.write_text(json.dumps(evaluation_scores(config, model), indent=1) + "\n")
+        if last_path.is_file():
+            fold_scores["-last-step"][pair] = json.loads(last_path.read_text())
+    summaries = {}
+    for suffix, by_pair in fold_scores.items():
+        if len(by_pair) != len(pairs):
+            continue
+        label = "last-step weights: " if suffix else ""
+        summary = cv_summary(config, by_pair, label)
+        (out / "cv" / f"summary{suffix}.json").write_text(json.dumps(summary, indent=1) + "\n")
+        summaries[suffix] = summary
+    return summaries[""]
+
+
+def cv_summary(config: dict, by_pair: dict[str, dict], label: str = "") -> dict:
+    """The cross-validation measures of each fold's scores (pair -> scores of ``evaluation_scores``), printed."""
+    from fakescope.training.cached_head import video_metrics
+
+    folds = []
+    for pair, scores in by_pair.items():
         held = {k: v for k, v in scores.items() if v["dataset"] == "ffpp" and _in_pair(v["group"], pair)}
         threshold = calibrated_threshold(config, scores)
         measures = report(config, scores, threshold)
@@ -249,7 +287,7 @@ def step_cv(config: dict, out: Path, recipe: str) -> dict:
                       "unseen_test_reals_called_fake": measures["false_alarms"]["test"],
                       "cross_dataset_auc": measures["cross_dataset"]["video_auc"]})
         fold = folds[-1]
-        print(f"fold {pair}: video AUC {fold['video_auc']:.3f}, frame AUC {fold['frame_auc']:.3f}; "
+        print(f"{label}fold {pair}: video AUC {fold['video_auc']:.3f}, frame AUC {fold['frame_auc']:.3f}; "
               f"reals {[round(v['p_fake'], 3) for v in held.values() if v['label'] == 0]}; at the calibrated "
               f"threshold {threshold:.3f}: fakes caught {fold['held_out_fakes_called_fake']}/{fold['fake']}, "
               f"reals called fake {fold['held_out_reals_called_fake']}/{fold['real']}, unseen test reals "
@@ -263,8 +301,7 @@ def step_cv(config: dict, out: Path, recipe: str) -> dict:
                                       f"{sum(f['fake'] for f in folds)}",
         "folds": [{k: v for k, v in f.items() if k != "scores"} for f in folds],
     }
-    (out / "cv" / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    print(f"cross-validation: mean video AUC {summary['mean_video_auc']:.3f}, "
+    print(f"{label}cross-validation: mean video AUC {summary['mean_video_auc']:.3f}, "
           f"mean frame AUC {summary['mean_frame_auc']:.3f}, mean cross-dataset AUC "
           f"{summary['mean_cross_dataset_auc']:.3f}, held-out fakes caught at the calibrated thresholds "
           f"{summary['fakes_caught_at_calibrated']}", flush=True)

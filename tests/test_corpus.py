@@ -244,6 +244,48 @@ def test_feature_cache_and_training_step_on_photo_clips(tmp_path: Path) -> None:
     assert len(scores) == 12 and all(0.0 <= s["p_fake"] <= 1.0 for s in scores.values())
 
 
+@pytest.mark.slow  # a feature cache and three short trainings
+def test_weight_averaging_returns_averaged_weights_and_keeps_the_last_steps(tmp_path: Path) -> None:
+    import copy
+
+    from fakescope.data.preprocess import CropRecord
+    from fakescope.models import create_model
+    from fakescope.training.cached_head import SourcedClip, train_cached_head
+    from fakescope.training.feature_cache import (
+        CacheSettings, build_feature_cache, clips_from_records, load_cache_index)
+
+    torch.manual_seed(0)
+    model = create_model("tiny_lstm")
+    image = cv2.resize(face_image(), (96, 96))
+    records = []
+    for index in range(6):
+        crop = tmp_path / f"crop{index}.jpg"
+        cv2.imwrite(str(crop), np.roll(image, index * 5, axis=1))
+        records.append(CropRecord(key=f"photo{index}.jpg", path=crop, label=0, dataset="photos", method="original",
+                                  group=f"person:{index}", split=None, source=None, frame_index=0, time_s=0.0,
+                                  track_id=0, x1=10, y1=10, x2=80, y2=80, crop=crop, kind="photo"))
+    cache = tmp_path / "cache"
+    build_feature_cache(clips_from_records(records, length=1), model.backbone, cache, CacheSettings(sbi_copies=1),
+                        64, model.config.mean, model.config.std, progress=False)
+    stored = [SourcedClip(cache, c) for c in load_cache_index(cache)]
+
+    def train(**averaging):
+        return train_cached_head(copy.deepcopy(model), stored, steps=4, still_batch=4, progress=False,
+                                 num_workers=0, precision="32-true", out_dir=tmp_path / "run", **averaging)
+
+    plain = train().state_dict()
+    averaged = train(ema_decay=0.5, ema_start=1)
+    last_step = averaged.last_step_state
+    # Averaging only watches: the last step's weights are those of the same training without it.
+    assert last_step.keys() == plain.keys() and all(torch.equal(last_step[k], plain[k]) for k in plain)
+    weights = averaged.state_dict()
+    assert not torch.equal(weights["convs.0.0.weight"], last_step["convs.0.0.weight"]), "averaged, not the last"
+    assert all(torch.equal(weights[k], plain[k]) for k in plain if k.startswith("backbone.")), "backbone frozen"
+    # Averaging that starts at the last step holds that step's weights alone.
+    only_last = train(ema_decay=0.5, ema_start=3).state_dict()
+    assert all(torch.allclose(only_last[k].float(), plain[k].float()) for k in plain)
+
+
 @pytest.mark.slow  # caches maps and fine-tunes
 def test_maps_cached_before_the_last_stage_fine_tune_the_stages_after_it(tmp_path: Path) -> None:
     """A cache cut at an earlier backbone stage: scoring runs the remaining stages (and agrees with the whole

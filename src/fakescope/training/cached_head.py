@@ -19,6 +19,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import EMAWeightAveraging
 from lightning.pytorch.utilities import CombinedLoader
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
@@ -186,12 +187,17 @@ def train_cached_head(
     cache_stage: str | None = None,
     tail_lr_scale: float = 0.1,
     label_smoothing: float = 0.0,
+    ema_decay: float | None = None,
+    ema_start: int = 0,
 ) -> TemporalDeepfakeModel:
     """Train ``model``'s trainable part for ``steps`` steps on ``clips``; returns the model (in eval mode).
 
     ``single_frame`` trains on one random frame of each clip: the RNN then sees one step at a time, as it does when
     scoring with a window of 1 frame. ``cache_stage``: the backbone stage the maps were cached after, when earlier
-    than the model's last one; the stages after it are fine-tuned at ``tail_lr_scale`` times ``lr``."""
+    than the model's last one; the stages after it are fine-tuned at ``tail_lr_scale`` times ``lr``.
+    ``ema_decay``: the returned weights are an exponential moving average of the weights after each step from
+    ``ema_start`` on (Lightning's ``EMAWeightAveraging``); the last step's own weights are then kept in the model's
+    ``last_step_state`` attribute (a state dict), for comparison."""
     L.seed_everything(seed, workers=True)
     random.seed(seed)
     groups = {"stills": [c for c in clips if c.clip.kind in STILL_KINDS],
@@ -212,11 +218,25 @@ def train_cached_head(
     module = CachedHeadModule(model, lr=lr, weight_decay=weight_decay, total_steps=steps,
                               warmup_steps=min(50, steps // 10), feature_noise=feature_noise,
                               cache_stage=cache_stage, tail_lr_scale=tail_lr_scale, label_smoothing=label_smoothing)
+    averaging = _EMAKeepingLastStep(decay=ema_decay, update_starting_at_step=ema_start) if ema_decay else None
     trainer = L.Trainer(max_steps=steps, accelerator="cpu", precision=precision, logger=False,
                         enable_checkpointing=False, enable_progress_bar=progress, enable_model_summary=False,
-                        default_root_dir=str(out_dir) if out_dir else None, limit_val_batches=0)
+                        default_root_dir=str(out_dir) if out_dir else None, limit_val_batches=0,
+                        callbacks=[averaging] if averaging else None)
     trainer.fit(module, train_dataloaders=CombinedLoader(loaders, mode="max_size_cycle"))
+    if averaging:
+        module.model.last_step_state = averaging.last_step_state
     return module.model.eval()
+
+
+class _EMAKeepingLastStep(EMAWeightAveraging):
+    """EMA weights at the end of training, with a copy of the last step's own weights kept beside them."""
+
+    last_step_state: dict[str, torch.Tensor] | None = None
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: CachedHeadModule) -> None:
+        self.last_step_state = {k: v.detach().clone() for k, v in pl_module.model.state_dict().items()}
+        super().on_train_end(trainer, pl_module)
 
 
 @torch.no_grad()
