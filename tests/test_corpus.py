@@ -201,9 +201,23 @@ def test_self_blend_changes_a_photo_only_inside_the_face(photo_crop) -> None:
         assert mask[hull.astype(bool)].mean() > 0.8, "the mask must cover the face"
 
 
+def photo_crop_records(folder: Path, count: int = 6) -> list:
+    """Crop records of ``count`` real photos of different people: shifted copies of a generated face, 96 px."""
+    from fakescope.data.preprocess import CropRecord
+
+    image = cv2.resize(face_image(), (96, 96))
+    records = []
+    for index in range(count):
+        crop = folder / f"crop{index}.jpg"
+        cv2.imwrite(str(crop), np.roll(image, index * 5, axis=1))
+        records.append(CropRecord(key=f"photo{index}.jpg", path=crop, label=0, dataset="photos", method="original",
+                                  group=f"person:{index}", split=None, source=None, frame_index=0, time_s=0.0,
+                                  track_id=0, x1=10, y1=10, x2=80, y2=80, crop=crop, kind="photo"))
+    return records
+
+
 @pytest.mark.slow  # a feature cache and a training step
 def test_feature_cache_and_training_step_on_photo_clips(tmp_path: Path) -> None:
-    from fakescope.data.preprocess import CropRecord
     from fakescope.models import create_model
     from fakescope.training.cached_head import SourcedClip, score_cached_videos, train_cached_head
     from fakescope.training.feature_cache import (
@@ -211,15 +225,7 @@ def test_feature_cache_and_training_step_on_photo_clips(tmp_path: Path) -> None:
 
     torch.manual_seed(0)
     model = create_model("tiny_lstm")
-    image = cv2.resize(face_image(), (96, 96))
-    records = []
-    for index in range(6):
-        crop = tmp_path / f"crop{index}.jpg"
-        cv2.imwrite(str(crop), np.roll(image, index * 5, axis=1))
-        records.append(CropRecord(key=f"photo{index}.jpg", path=crop, label=0, dataset="photos", method="original",
-                                  group=f"person:{index}", split=None, source=None, frame_index=0, time_s=0.0,
-                                  track_id=0, x1=10, y1=10, x2=80, y2=80, crop=crop, kind="photo"))
-    clips = clips_from_records(records, length=4)
+    clips = clips_from_records(photo_crop_records(tmp_path), length=4)
     cache = tmp_path / "cache"
     summary = build_feature_cache(clips, model.backbone, cache, CacheSettings(sbi_copies=1), 64,
                                   model.config.mean, model.config.std, shard_frames=5, progress=False)
@@ -248,7 +254,6 @@ def test_feature_cache_and_training_step_on_photo_clips(tmp_path: Path) -> None:
 def test_weight_averaging_returns_averaged_weights_and_keeps_the_last_steps(tmp_path: Path) -> None:
     import copy
 
-    from fakescope.data.preprocess import CropRecord
     from fakescope.models import create_model
     from fakescope.training.cached_head import SourcedClip, train_cached_head
     from fakescope.training.feature_cache import (
@@ -256,16 +261,8 @@ def test_weight_averaging_returns_averaged_weights_and_keeps_the_last_steps(tmp_
 
     torch.manual_seed(0)
     model = create_model("tiny_lstm")
-    image = cv2.resize(face_image(), (96, 96))
-    records = []
-    for index in range(6):
-        crop = tmp_path / f"crop{index}.jpg"
-        cv2.imwrite(str(crop), np.roll(image, index * 5, axis=1))
-        records.append(CropRecord(key=f"photo{index}.jpg", path=crop, label=0, dataset="photos", method="original",
-                                  group=f"person:{index}", split=None, source=None, frame_index=0, time_s=0.0,
-                                  track_id=0, x1=10, y1=10, x2=80, y2=80, crop=crop, kind="photo"))
     cache = tmp_path / "cache"
-    build_feature_cache(clips_from_records(records, length=1), model.backbone, cache, CacheSettings(sbi_copies=1),
+    build_feature_cache(clips_from_records(photo_crop_records(tmp_path), length=1), model.backbone, cache, CacheSettings(sbi_copies=1),
                         64, model.config.mean, model.config.std, progress=False)
     stored = [SourcedClip(cache, c) for c in load_cache_index(cache)]
 
