@@ -191,7 +191,9 @@ def train_head(config: dict, clips: list, seed: int, out_dir: Path):
 
     torch.set_num_threads(2)
     model_cfg = config["model"]
-    model = create_model(model_cfg["name"], backbone_weights=REPO / model_cfg["backbone_weights"])
+    # `overrides` change the registered model's config (e.g. its pool); the checkpoint records the result.
+    model = create_model(model_cfg["name"], backbone_weights=REPO / model_cfg["backbone_weights"],
+                         **model_cfg.get("overrides", {}))
     train = config["training"]
     return train_cached_head(model, clips, steps=train["steps"], still_batch=train["still_batch"],
                              video_batch=train["video_batch"], lr=train["lr"],

@@ -9,7 +9,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from fakescope.models.temporal_model import FaceRegionPool
+from fakescope.models.temporal_model import FaceContrastPool, FaceRegionPool
 from fakescope.models import (
     BackboneWeightsError,
     CheckpointError,
@@ -286,6 +286,37 @@ def test_face_pool_covers_the_face_box_centre_and_leaves_the_corners_out():
     assert mask[7, 7] == 1 and mask[0, 0] == 0 and mask[13, 13] == 0 and mask[0, 13] == 0
     assert 0.4 < float(mask.mean()) < 0.6
     assert FaceRegionPool.mask(1, 1).sum() == 1  # a 1x1 map still pools something
+
+
+def test_face_contrast_pool_returns_the_face_and_its_difference_from_around_it():
+    face = FaceRegionPool.mask(14, 14).bool()
+    maps = torch.randn(3, 5, 14, 14)
+    pooled = FaceContrastPool()(maps)
+    assert pooled.shape == (3, 10)
+    face_mean = maps[..., face].mean(-1)
+    around_mean = maps[..., ~face].mean(-1)
+    torch.testing.assert_close(pooled[:, :5], face_mean)
+    torch.testing.assert_close(pooled[:, 5:], face_mean - around_mean)
+    torch.testing.assert_close(pooled[:, :5], FaceRegionPool()(maps))  # the first half is the face pool itself
+    # What shifts the whole crop alike (a person's lighting, skin, camera) leaves the contrast unchanged.
+    torch.testing.assert_close(FaceContrastPool()(maps + 2.5)[:, 5:], pooled[:, 5:])
+    assert FaceContrastPool()(torch.randn(2, 5, 1, 1))[:, 5:].abs().max() == 0  # nothing around a 1x1 map
+
+
+def test_a_face_contrast_model_feeds_twice_the_channels_to_its_rnn_and_round_trips(tmp_path):
+    torch.manual_seed(0)
+    model = create_model("tiny_lstm", pool="face_contrast").eval()
+    assert model.feature_dim == 2 * model.config.conv_channels[-1] == model.rnn.input_size
+    clips = torch.randn(2, 3, 3, 64, 64)
+    with torch.no_grad():
+        logits = model(clips)
+        features = model.forward_features(clips.flatten(0, 1))
+    assert logits.shape == (2, 3, 2) and features.shape == (6, model.feature_dim)
+    path = save_checkpoint(tmp_path / "contrast.safetensors", model, CheckpointMeta(trained=False, threshold=0.5))
+    loaded, _ = load_checkpoint(path)
+    assert loaded.config.pool == "face_contrast"
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.eval()(clips), logits)
 
 
 @pytest.mark.slow  # several forward passes of a cut Xception

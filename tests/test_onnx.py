@@ -84,6 +84,20 @@ def test_fp32_encoder_matches_torch_at_any_batch_size(scanner: Scanner, exported
         np.testing.assert_allclose(got, expected, atol=1e-5 * max(1.0, float(np.abs(expected).max())))
 
 
+@pytest.mark.parametrize("pool", ["face", "face_contrast"])
+def test_face_pooled_encoders_export_with_their_regions(pool: str, crops, tmp_path: Path) -> None:
+    torch.manual_seed(2)
+    weights = save_checkpoint(tmp_path / f"{pool}.safetensors", create_model("tiny_lstm", pool=pool),
+                              CheckpointMeta(trained=False, threshold=0.5))
+    pooled = Scanner.load(weights, device="cpu", allow_untrained=True, precision="fp32")
+    encoder = export_scanner(pooled, tmp_path / f"{pool}.onnx").encoder
+    batch = crops.crops[:6]
+    expected = FaceEncoder(pooled.model, CPU, pooled.faces.margin, "fp32").encode(batch).numpy()
+    got = OnnxModel(encoder).features(np.stack(batch))
+    assert got.shape == expected.shape == (6, pooled.model.feature_dim)
+    np.testing.assert_allclose(got, expected, atol=1e-5 * max(1.0, float(np.abs(expected).max())))
+
+
 def test_fp32_head_matches_torch_in_windows_and_streaming(scanner: Scanner, exported: Path) -> None:
     torch.manual_seed(1)
     reference = FaceEncoder(scanner.model, CPU, scanner.faces.margin, "fp32")

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 RnnType = Literal["lstm", "gru"]
-PoolType = Literal["global", "face"]
+PoolType = Literal["global", "face", "face_contrast"]
 
 
 @dataclass
@@ -27,7 +27,8 @@ class ModelConfig:
     backbone_bn_eps: float | None = 1e-3
     conv_channels: tuple[int, ...] = (128, 256)
     # How the conv map becomes one vector per frame: "global" averages the whole crop, "face" only an ellipse over
-    # the face (the crop's background and hair carry identity and scene, not manipulation traces).
+    # the face (the crop's background and hair carry identity and scene, not manipulation traces), "face_contrast"
+    # the face average and its difference from the average around the face (twice the channels).
     pool: PoolType = "global"
     rnn: RnnType = "lstm"
     hidden_size: int = 256

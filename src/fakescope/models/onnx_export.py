@@ -42,7 +42,7 @@ from .onnx_model import (
     head_path_for,
     import_onnxruntime,
 )
-from .temporal_model import FaceRegionPool, TemporalDeepfakeModel
+from .temporal_model import FaceRegionPool, TemporalDeepfakeModel, pool_with_weights
 
 OPSET = 17
 # Crops per calibration batch: one, so that "average" averages the ranges of single crops. The calibrator keeps
@@ -102,14 +102,14 @@ class _EncoderGraph(nn.Module):
 
 
 class _ConstantMaskPool(nn.Module):
-    """``FaceRegionPool`` for maps of one size: the weighted sum of each map over its face mask."""
+    """``FaceRegionPool`` for maps of one size: the weighted sums of each map over its (K, H, W) region weights."""
 
     def __init__(self, weights: torch.Tensor) -> None:
         super().__init__()
         self.register_buffer("weights", weights.detach().clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x * self.weights).sum(dim=(-2, -1))
+        return pool_with_weights(x, self.weights)
 
 
 class _HeadGraph(nn.Module):

@@ -31,10 +31,12 @@ class FaceRegionPool(nn.Module):
     CENTRE_Y = 0.525
     SEMI_AXIS_X = 0.36
     SEMI_AXIS_Y = 0.42
+    # Vectors of C channels the pool returns per frame.
+    outputs_per_channel = 1
 
     def __init__(self) -> None:
         super().__init__()
-        self._masks: dict[tuple[int, int, torch.device, torch.dtype], torch.Tensor] = {}
+        self._weights: dict[tuple[int, int, torch.device, torch.dtype], torch.Tensor] = {}
 
     @classmethod
     def mask(cls, height: int, width: int) -> torch.Tensor:
@@ -46,21 +48,59 @@ class FaceRegionPool(nn.Module):
             inside[height // 2, width // 2] = True
         return inside.float()
 
+    @classmethod
+    def region_weights(cls, height: int, width: int) -> torch.Tensor:
+        """(K, H, W) weights, one map per output vector: the face mask divided by its sum (the face average)."""
+        mask = cls.mask(height, width)
+        return (mask / mask.sum())[None]
+
     def weights(self, height: int, width: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-        """The (H, W) mask divided by its sum, so that ``(x * weights).sum((-2, -1))`` is the average; cached."""
+        """``region_weights`` on ``device`` in ``dtype``, cached per map size."""
         key = (height, width, device, dtype)
-        mask = self._masks.get(key)
-        if mask is None:
+        weights = self._weights.get(key)
+        if weights is None:
             # Built outside inference mode even when first needed inside it (a scan), so that a later pass with
-            # autograd (the heatmaps) can use the cached mask too.
+            # autograd (the heatmaps) can use the cached weights too.
             with torch.inference_mode(False):
-                mask = self.mask(height, width).to(device=device, dtype=dtype)
-                mask = mask / mask.sum()
-            self._masks[key] = mask
-        return mask
+                weights = self.region_weights(height, width).to(device=device, dtype=dtype)
+            self._weights[key] = weights
+        return weights
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x * self.weights(x.shape[-2], x.shape[-1], x.device, x.dtype)).sum(dim=(-2, -1))
+        return pool_with_weights(x, self.weights(x.shape[-2], x.shape[-1], x.device, x.dtype))
+
+
+class FaceContrastPool(FaceRegionPool):
+    """The face average and its difference from the average around the face -> (N, 2C).
+
+    A person's skin, lighting and camera shift the whole crop alike, and a blended or swapped face differs from
+    its surroundings: the difference keeps what sets the face apart from the rest of the same frame.
+    """
+
+    outputs_per_channel = 2
+
+    @classmethod
+    def region_weights(cls, height: int, width: int) -> torch.Tensor:
+        mask = cls.mask(height, width)
+        face = mask / mask.sum()
+        around = 1.0 - mask
+        if around.sum() == 0:  # a map too small to have cells around the face (1x1) has no contrast
+            return torch.stack([face, torch.zeros_like(face)])
+        return torch.stack([face, face - around / around.sum()])
+
+
+def pool_with_weights(x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) maps and (K, H, W) weights -> (N, K*C): the K weighted sums of each channel, K-major."""
+    return (x[:, None] * weights[None, :, None]).sum(dim=(-2, -1)).flatten(1)
+
+
+def create_pool(kind: str) -> nn.Module:
+    """The module that turns (N, C, H, W) conv maps into (N, C') frame vectors for ``ModelConfig.pool``."""
+    if kind == "face":
+        return FaceRegionPool()
+    if kind == "face_contrast":
+        return FaceContrastPool()
+    return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
 
 
 class BackboneFeatureMap(nn.Module):
@@ -102,10 +142,10 @@ class TemporalDeepfakeModel(nn.Module):
         )
         channels = [self.backbone.num_features, *config.conv_channels]
         self.convs = nn.Sequential(*[_conv_bn_relu(a, b) for a, b in zip(channels[:-1], channels[1:])])
-        self.pool = FaceRegionPool() if config.pool == "face" else nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
+        self.pool = create_pool(config.pool)
         rnn_class = nn.LSTM if config.rnn == "lstm" else nn.GRU
         self.rnn = rnn_class(
-            input_size=channels[-1],
+            input_size=self.feature_dim,
             hidden_size=config.hidden_size,
             num_layers=config.rnn_layers,
             batch_first=True,
@@ -122,7 +162,9 @@ class TemporalDeepfakeModel(nn.Module):
 
     @property
     def feature_dim(self) -> int:
-        return self.config.conv_channels[-1]
+        """Length of the per-frame vector the pool hands to the RNN."""
+        return self.config.conv_channels[-1] * (FaceContrastPool.outputs_per_channel
+                                                if self.config.pool == "face_contrast" else 1)
 
     def forward_features(self, frames: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) normalised crops -> (N, C) per-frame features (backbone, convs, pool over crop or face)."""
