@@ -94,13 +94,19 @@ def pool_with_weights(x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     return (x[:, None] * weights[None, :, None]).sum(dim=(-2, -1)).flatten(1)
 
 
+_FACE_POOLS: dict[str, type[FaceRegionPool]] = {"face": FaceRegionPool, "face_contrast": FaceContrastPool}
+
+
 def create_pool(kind: str) -> nn.Module:
     """The module that turns (N, C, H, W) conv maps into (N, C') frame vectors for ``ModelConfig.pool``."""
-    if kind == "face":
-        return FaceRegionPool()
-    if kind == "face_contrast":
-        return FaceContrastPool()
-    return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
+    pool_class = _FACE_POOLS.get(kind)
+    return pool_class() if pool_class else nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
+
+
+def pool_outputs_per_channel(kind: str) -> int:
+    """C' / C of ``create_pool(kind)``: known from the config alone (ONNX export swaps the pool module)."""
+    pool_class = _FACE_POOLS.get(kind)
+    return pool_class.outputs_per_channel if pool_class else 1
 
 
 class BackboneFeatureMap(nn.Module):
@@ -163,8 +169,7 @@ class TemporalDeepfakeModel(nn.Module):
     @property
     def feature_dim(self) -> int:
         """Length of the per-frame vector the pool hands to the RNN."""
-        return self.config.conv_channels[-1] * (FaceContrastPool.outputs_per_channel
-                                                if self.config.pool == "face_contrast" else 1)
+        return self.config.conv_channels[-1] * pool_outputs_per_channel(self.config.pool)
 
     def forward_features(self, frames: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) normalised crops -> (N, C) per-frame features (backbone, convs, pool over crop or face)."""
