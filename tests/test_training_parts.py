@@ -129,3 +129,70 @@ def test_eval_clips_cover_every_frame_once(tmp_path):
     masks = [dataset[i]["valid"] for i in range(3)]
     assert sum(int(m.sum()) for m in masks) == 10
     assert masks[-1].tolist() == [True, True, False, False]
+
+
+def _face_like_maps(batch: int = 6, frames: int = 3, channels: int = 8, size: int = 7) -> torch.Tensor:
+    """Maps (B, T, C, H, W) in which every clip has its own channel offsets and scales (a person's skin, light,
+    camera) over a spatial pattern that varies between channels and frames."""
+    generator = torch.Generator().manual_seed(3)
+    pattern = torch.randn(batch, frames, channels, size, size, generator=generator)
+    scale = 0.5 + torch.rand(batch, 1, channels, 1, 1, generator=generator)
+    offset = 3 * torch.randn(batch, 1, channels, 1, 1, generator=generator)
+    return (pattern * scale + offset).relu()  # post-ReLU maps, as the backbone's are
+
+
+def _statistics(maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return maps.mean(dim=(3, 4)), maps.std(dim=(3, 4), unbiased=False)
+
+
+def test_channel_gain_jitter_scales_whole_maps_by_one_gain_per_channel_and_frame():
+    from fakescope.training.cached_head import jitter_channel_gains
+
+    maps = _face_like_maps() + 0.1  # strictly positive, so the ratio is defined everywhere
+    torch.manual_seed(0)
+    jittered = jitter_channel_gains(maps, 0.2)
+    gains = jittered / maps
+    per_map = gains.flatten(3)
+    assert torch.allclose(per_map, per_map[..., :1].expand_as(per_map), atol=1e-5), "one gain over each map"
+    assert per_map[..., 0].std() > 0.1 and abs(per_map[..., 0].mean() - 1) < 0.1
+    assert not torch.allclose(per_map[:, :, 0, 0], per_map[:, :, 1, 0]), "channels draw their own gains"
+    assert torch.equal(jitter_channel_gains(maps, 0.0), maps)
+
+
+def test_mixing_channel_statistics_keeps_the_pattern_and_moves_each_clip_towards_another():
+    from fakescope.training.cached_head import mix_channel_statistics
+
+    maps = _face_like_maps()
+    torch.manual_seed(1)
+    mixed = mix_channel_statistics(maps, alpha=0.5)
+    assert mixed.shape == maps.shape and mixed.dtype == maps.dtype
+    mean, std = _statistics(maps)
+    mixed_mean, mixed_std = _statistics(mixed)
+    # Within each channel of each frame the spatial pattern is the same up to an affine change.
+    standardise = lambda m, mu, sd: (m - mu[..., None, None]) / (sd[..., None, None] + 1e-6)  # noqa: E731
+    varied = (std > 0.05)[..., None, None].expand_as(maps)  # not the (near-)constant maps ReLU leaves
+    assert torch.allclose(standardise(mixed, mixed_mean, mixed_std)[varied], standardise(maps, mean, std)[varied],
+                          atol=1e-3)
+    moved = 0
+    for clip in range(maps.shape[0]):
+        # Its new statistics are one weight w of its own and (1 - w) of one other clip's, for all frames/channels.
+        fits = []
+        for other in range(maps.shape[0]):
+            if other == clip:
+                continue
+            gap = mean[clip] - mean[other]
+            weight = ((mixed_mean[clip] - mean[other]) * gap).sum() / (gap * gap).sum()
+            predicted_mean = weight * mean[clip] + (1 - weight) * mean[other]
+            predicted_std = weight * std[clip] + (1 - weight) * std[other]
+            both_varied = (std[clip] > 0.05) & (std[other] > 0.05)
+            if (torch.allclose(predicted_mean, mixed_mean[clip], atol=1e-3)
+                    and torch.allclose(predicted_std[both_varied], mixed_std[clip][both_varied], atol=1e-3)):
+                fits.append(float(weight))
+        unchanged = torch.allclose(mixed[clip], maps[clip], atol=1e-4)
+        assert fits or unchanged, f"clip {clip}: statistics are not a mix of its own and another clip's"
+        assert all(-1e-4 <= w <= 1 + 1e-4 for w in fits)
+        moved += not unchanged
+    assert moved >= maps.shape[0] // 2, "most clips take on some of another clip's statistics"
+    single = maps[:1]
+    assert torch.equal(mix_channel_statistics(single), single), "nothing to mix with in a batch of one"
+    assert mix_channel_statistics(maps.bfloat16()).dtype == torch.bfloat16

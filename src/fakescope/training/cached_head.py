@@ -60,6 +60,30 @@ class CachedClips(Dataset):
         return {"maps": frames, "labels": torch.full((frames.shape[0],), item.clip.label, dtype=torch.long)}
 
 
+def jitter_channel_gains(maps: torch.Tensor, strength: float) -> torch.Tensor:
+    """Scale each channel of each frame's map (B, T, C, H, W) by its own random gain 1 + ``strength`` N(0, 1),
+    the same over the whole map: a shift of the whole face's channel statistics, as skin, light and camera make."""
+    return maps * (1 + strength * torch.randn_like(maps[:, :, :, :1, :1]))
+
+
+def mix_channel_statistics(maps: torch.Tensor, alpha: float = 0.1, eps: float = 1e-6) -> torch.Tensor:
+    """MixStyle on maps (B, T, C, H, W): each clip's per-frame channel means and deviations (over the map) are
+    moved towards those of another clip of the batch, by a weight drawn from Beta(alpha, alpha) per clip, the same
+    for all of its frames; the spatial pattern within each channel is kept. Labels are left as they are: the
+    statistics of whole faces are what differ between people, the pattern is where blending leaves its trace."""
+    batch = maps.shape[0]
+    if batch < 2:
+        return maps
+    values = maps.float()
+    mean = values.mean(dim=(3, 4), keepdim=True)
+    std = (values.var(dim=(3, 4), keepdim=True) + eps).sqrt()
+    weight = torch.distributions.Beta(alpha, alpha).sample((batch, 1, 1, 1, 1)).to(values.device)
+    other = torch.randperm(batch, device=values.device)
+    mixed_mean = weight * mean + (1 - weight) * mean[other]
+    mixed_std = weight * std + (1 - weight) * std[other]
+    return ((values - mean) / std * mixed_std + mixed_mean).to(maps.dtype)
+
+
 def balanced_weights(clips: Sequence[SourcedClip], sbi_share_of_fakes: float = 0.5) -> list[float]:
     """Sampling weights: half real, half fake; among fakes, self-blended ones take ``sbi_share_of_fakes`` where
     both kinds exist. Within a class each dataset counts equally, so a big photo set does not drown a small one."""
@@ -103,7 +127,8 @@ class CachedHeadModule(L.LightningModule):
 
     def __init__(self, model: TemporalDeepfakeModel, lr: float = 1e-3, weight_decay: float = 0.0,
                  total_steps: int = 1000, warmup_steps: int = 50, feature_noise: float = 0.0,
-                 cache_stage: str | None = None, tail_lr_scale: float = 0.1, label_smoothing: float = 0.0) -> None:
+                 cache_stage: str | None = None, tail_lr_scale: float = 0.1, label_smoothing: float = 0.0,
+                 mix_statistics: float = 0.0) -> None:
         super().__init__()
         self.model = model
         self.model.backbone.requires_grad_(False)
@@ -115,12 +140,15 @@ class CachedHeadModule(L.LightningModule):
         self.lr, self.weight_decay = lr, weight_decay
         self.total_steps, self.warmup_steps = total_steps, warmup_steps
         self.feature_noise = feature_noise
+        self.mix_statistics = mix_statistics  # the share of batches whose channel statistics are mixed
         self.loss = nn.CrossEntropyLoss(reduction="none", label_smoothing=label_smoothing)
 
     def _clip_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         maps = batch["maps"]
+        if self.mix_statistics and random.random() < self.mix_statistics:
+            maps = mix_channel_statistics(maps)
         if self.feature_noise:
-            maps = maps * (1 + self.feature_noise * torch.randn_like(maps[:, :, :, :1, :1]))
+            maps = jitter_channel_gains(maps, self.feature_noise)
         batch_size, steps = maps.shape[:2]
         features = self.model.forward_neck(self.tail(maps.flatten(0, 1))).view(batch_size, steps, -1)
         logits = self.model.forward_temporal(features)
@@ -178,6 +206,7 @@ def train_cached_head(
     weight_decay: float = 0.0,
     sbi_share_of_fakes: float = 0.5,
     feature_noise: float = 0.0,
+    mix_statistics: float = 0.0,
     seed: int = 0,
     precision: str = "bf16-mixed",
     out_dir: Path | None = None,
@@ -195,6 +224,8 @@ def train_cached_head(
     ``single_frame`` trains on one random frame of each clip: the RNN then sees one step at a time, as it does when
     scoring with a window of 1 frame. ``cache_stage``: the backbone stage the maps were cached after, when earlier
     than the model's last one; the stages after it are fine-tuned at ``tail_lr_scale`` times ``lr``.
+    ``feature_noise``: the strength of ``jitter_channel_gains`` at every step; ``mix_statistics``: the share of
+    batches passed through ``mix_channel_statistics`` (both on training batches only, never when scoring).
     ``ema_decay``: the returned weights are an exponential moving average of the weights after each step from
     ``ema_start`` on (Lightning's ``EMAWeightAveraging``); the last step's own weights are then kept in the model's
     ``last_step_state`` attribute (a state dict), for comparison."""
@@ -217,6 +248,7 @@ def train_cached_head(
         raise ValueError("no cached clips to train on")
     module = CachedHeadModule(model, lr=lr, weight_decay=weight_decay, total_steps=steps,
                               warmup_steps=min(50, steps // 10), feature_noise=feature_noise,
+                              mix_statistics=mix_statistics,
                               cache_stage=cache_stage, tail_lr_scale=tail_lr_scale, label_smoothing=label_smoothing)
     averaging = _EMAKeepingLastStep(decay=ema_decay, update_starting_at_step=ema_start) if ema_decay else None
     trainer = L.Trainer(max_steps=steps, accelerator="cpu", precision=precision, logger=False,
