@@ -423,27 +423,81 @@ def step_score(config: dict, weights: Path, window: int | None) -> dict:
     return result
 
 
-def step_package(config_path: Path, out: Path) -> None:
-    """Ship the final model (``src/fakescope/weights``) with its figures in the weights' record."""
+def same_weights(scanned: Path, scanned_sha256: str | None, source: Path) -> bool:
+    """Whether the checkpoint a held-out scan used is ``source`` or its fp16 copy (the packaged file: its scans are
+    the ones users get, and fp16 moves a score by a few thousandths, enough to cross a threshold)."""
+    import torch
+
+    from fakescope.models import load_checkpoint
+    from fakescope.models.checkpoint import sha256_file
+
+    if not scanned.is_file() or sha256_file(scanned) != scanned_sha256:
+        return False
+    if scanned_sha256 == sha256_file(source):
+        return True
+    theirs, ours = load_checkpoint(scanned)[0].state_dict(), load_checkpoint(source)[0].state_dict()
+    return theirs.keys() == ours.keys() and all(
+        torch.equal(theirs[k].half().float(), ours[k].half().float()) for k in ours if ours[k].is_floating_point())
+
+
+def step_package(config_path: Path, out: Path, last_step: bool = False, held_out_scan: Path | None = None) -> None:
+    """Ship the final model (``src/fakescope/weights``) with its figures in the weights' record.
+
+    ``last_step``: for a recipe with weight averaging, ship the last step's own weights (with the folds' last-step
+    figures) instead of the averaged ones. ``held_out_scan``: the ``--json`` of ``benchmarks/held_out_scan.py
+    --calibrate`` run on that checkpoint: the shipped threshold is then the one chosen on the calibration half's
+    *scans* (what a user's `fakescope scan` computes) rather than on their cached maps, and the record's held-out
+    figures are that scan's."""
+    from fakescope.models import load_checkpoint, save_checkpoint
     from fakescope.weights import package_weights, weights_dir
 
-    cv = json.loads((out / "cv" / "summary.json").read_text())
+    suffix = "-last-step" if last_step else ""
+    cv = json.loads((out / "cv" / f"summary{suffix}.json").read_text())
     final = json.loads((out / "final" / "summary.json").read_text())
+    source = out / "final" / (LAST_STEP if last_step else "model.safetensors")
+    threshold = final["threshold"]
+    threshold_rule = ("the lowest keeping at most 5% of held-out calibration real videos (talking-head, GRID "
+                      "identities) above it")
+    held_out = {"threshold": threshold, "false_alarms": final["false_alarms"],
+                "cross_dataset": final["cross_dataset"]}
+    if last_step:  # the final summary measured the averaged weights: measure the shipped ones
+        config = load_config(config_path)
+        model, _ = load_checkpoint(source)
+        scores = evaluation_scores(config, model)
+        threshold = calibrated_threshold(config, scores)
+        held_out = report(config, scores, threshold)
+    if held_out_scan:
+        scanned = json.loads(held_out_scan.read_text())
+        if not same_weights(Path(scanned.get("weights", "")), scanned.get("weights_sha256"), source):
+            sys.exit(f"{held_out_scan} scanned other weights than {source} (or than their fp16 copy, the shipped "
+                     f"file): run benchmarks/held_out_scan.py --weights CKPT --calibrate --json {held_out_scan}")
+        if not scanned.get("threshold_rule", "").startswith("calibration half"):
+            sys.exit(f"{held_out_scan}: not calibrated (run benchmarks/held_out_scan.py with --calibrate)")
+        threshold = scanned["threshold"]
+        threshold_rule += " as `fakescope scan` scores them (benchmarks/held_out_scan.py --calibrate)"
+        # Both measures, each at the threshold it was taken at (the cached one chose its own).
+        held_out = {"cached": held_out,
+                    "scanned": {k: scanned[k] for k in ("threshold", "frames", "false_alarms", "cross_dataset")}}
+    else:
+        threshold_rule += " as their cached maps score them"
     cross_validation = {
         "recipe": str(config_path.relative_to(REPO)) if config_path.is_relative_to(REPO) else str(config_path),
+        "weights": "last step" if last_step else "final",
         "mean_video_auc": cv["mean_video_auc"], "mean_frame_auc": cv["mean_frame_auc"],
         "mean_cross_dataset_auc": cv.get("mean_cross_dataset_auc"),
         "fakes_caught_at_calibrated": cv.get("fakes_caught_at_calibrated"),
-        "threshold": final["threshold"],
-        "threshold_rule": "the lowest keeping at most 5% of held-out calibration real videos (talking-head, GRID "
-                          "identities) above it",
+        "threshold": threshold,
+        "threshold_rule": threshold_rule,
         "folds": [{k: f[k] for k in ("held_out", "videos", "video_auc", "frame_auc")} for f in cv["folds"]],
     }
-    record = package_weights(out / "final" / "model.safetensors", REPO / "src/fakescope/weights",
-                             extra={"cross_validation": cross_validation,
-                                    "held_out": {"false_alarms": final["false_alarms"],
-                                                 "cross_dataset": final["cross_dataset"]}})
-    print(f"packaged {record['bytes'] / 1e6:.1f} MB, sha256 {record['sha256']} into {weights_dir()}")
+    model, meta = load_checkpoint(source)
+    meta.threshold = threshold
+    meta.info.update({"threshold_rule": threshold_rule})
+    shipped = save_checkpoint(out / "final" / f"shipped{suffix}.safetensors", model, meta)
+    record = package_weights(shipped, REPO / "src/fakescope/weights",
+                             extra={"cross_validation": cross_validation, "held_out": held_out})
+    print(f"packaged {source} at threshold {threshold:.4f}: {record['bytes'] / 1e6:.1f} MB, sha256 "
+          f"{record['sha256']} into {weights_dir()}")
 
 
 def check_run_config(config: dict, out: Path) -> None:
@@ -467,6 +521,11 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=REPO / "configs/recipes/corpus-tail03.yaml")
     parser.add_argument("--only", nargs="*", help="cache step: only these caches")
     parser.add_argument("--out", type=Path, default=REPO / "runs/corpus-tail03", help="folds and final model")
+    parser.add_argument("--last-step", action="store_true",
+                        help="package step: ship an averaged recipe's last-step weights instead of the averaged ones")
+    parser.add_argument("--held-out-scan", type=Path,
+                        help="package step: threshold and held-out figures from this benchmarks/held_out_scan.py "
+                             "--calibrate --json output (of the same weights)")
     args = parser.parse_args()
     config = load_config(args.config)
     if args.step in ("cv", "final", "all", "package"):
@@ -480,7 +539,7 @@ def main() -> None:
     if args.step in ("final", "all"):
         step_final(config, args.out, args.config.name)
     if args.step == "package":  # never part of "all": shipping is a decision (docs/MODEL_CARD.md)
-        step_package(args.config, args.out)
+        step_package(args.config, args.out, args.last_step, args.held_out_scan)
     if args.step == "score":
         from fakescope.weights import default_weights_path
 
