@@ -21,7 +21,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO / "runs/corpus"
@@ -67,12 +66,6 @@ def scan(videos: list, out: Path, weights: Path, frames: int) -> dict:
     return {result["input"]: result for result in report["results"]}
 
 
-def calibrated_threshold(calibration_reals: list[float], max_false_alarm: float = MAX_FALSE_ALARM) -> float:
-    """The lowest threshold that calls at most ``max_false_alarm`` of these real videos fake (the rule
-    scripts/corpus_recipe.py applies to the cached scores)."""
-    return float(np.quantile(calibration_reals, 1 - max_false_alarm, method="higher")) + 1e-6
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", type=Path, help="checkpoint (default: the shipped weights)")
@@ -88,6 +81,7 @@ def main() -> None:
     from sklearn.metrics import roc_auc_score
 
     from fakescope.data.corpus import is_calibration_identity
+    from fakescope.evaluation.metrics import threshold_for_false_alarm_rate
     from fakescope.models.checkpoint import read_checkpoint_header, sha256_file
     from fakescope.weights import default_weights_path
 
@@ -114,7 +108,7 @@ def main() -> None:
     if args.calibrate:
         calibration = [v["p_fake"] for v in judged if v["label"] == 0 and v["dataset"] in FALSE_ALARM_SETS
                        and is_calibration_identity(v["group"])]
-        threshold = calibrated_threshold(calibration)
+        threshold = threshold_for_false_alarm_rate(calibration, MAX_FALSE_ALARM)  # the recipe's rule
     elif args.threshold is not None:
         threshold = args.threshold
     for v in judged:

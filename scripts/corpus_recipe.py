@@ -325,9 +325,11 @@ def held_out_reals(scores: dict, datasets: list[str]) -> tuple[list[float], list
 def calibrated_threshold(config: dict, scores: dict) -> float:
     """The lowest threshold that keeps the calibration half of the held-out real videos at the target false-alarm
     rate."""
+    from fakescope.evaluation.metrics import threshold_for_false_alarm_rate
+
     calibration, _ = held_out_reals(scores, config["threshold"]["datasets"])
     rate = config["threshold"]["max_false_alarm"]
-    return float(np.quantile(calibration, 1 - rate, method="higher")) + 1e-6
+    return threshold_for_false_alarm_rate(calibration, rate)
 
 
 def report(config: dict, scores: dict, threshold: float) -> dict:
@@ -455,6 +457,7 @@ def step_package(config_path: Path, out: Path, last_step: bool = False, held_out
     cv = json.loads((out / "cv" / f"summary{suffix}.json").read_text())
     final = json.loads((out / "final" / "summary.json").read_text())
     source = out / "final" / (LAST_STEP if last_step else "model.safetensors")
+    model, meta = load_checkpoint(source)
     threshold = final["threshold"]
     threshold_rule = ("the lowest keeping at most 5% of held-out calibration real videos (talking-head, GRID "
                       "identities) above it")
@@ -462,7 +465,6 @@ def step_package(config_path: Path, out: Path, last_step: bool = False, held_out
                 "cross_dataset": final["cross_dataset"]}
     if last_step:  # the final summary measured the averaged weights: measure the shipped ones
         config = load_config(config_path)
-        model, _ = load_checkpoint(source)
         scores = evaluation_scores(config, model)
         threshold = calibrated_threshold(config, scores)
         held_out = report(config, scores, threshold)
@@ -490,7 +492,6 @@ def step_package(config_path: Path, out: Path, last_step: bool = False, held_out
         "threshold_rule": threshold_rule,
         "folds": [{k: f[k] for k in ("held_out", "videos", "video_auc", "frame_auc")} for f in cv["folds"]],
     }
-    model, meta = load_checkpoint(source)
     meta.threshold = threshold
     meta.info.update({"threshold_rule": threshold_rule})
     shipped = save_checkpoint(out / "final" / f"shipped{suffix}.safetensors", model, meta)

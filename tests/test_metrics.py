@@ -195,3 +195,16 @@ def test_evaluate_predictions_labels_levels_and_breaks_down_by_method_with_the_r
     # Overall video-level AUC over all six scored videos, by hand: fakes .9 .4 .7 vs reals .1 .6 .95.
     pairs = [(f, r) for f in (0.9, 0.4, 0.7) for r in (0.1, 0.6, 0.95)]
     assert video["auc"] == pytest.approx(sum(f > r for f, r in pairs) / len(pairs))
+
+
+def test_threshold_for_a_false_alarm_rate_calls_at_most_that_share_of_reals_fake():
+    from fakescope.evaluation.metrics import threshold_for_false_alarm_rate
+
+    reals = np.random.default_rng(0).beta(2, 5, size=62)  # scores of real videos, mostly low
+    threshold = threshold_for_false_alarm_rate(reals, 0.05)
+    called = int((reals >= threshold).sum())
+    assert called == 3  # 5% of 62 is 3.1: three, and the fourth-highest real sits just below
+    assert np.sort(reals)[-4] < threshold <= np.sort(reals)[-3]
+    assert (reals >= threshold_for_false_alarm_rate(reals, 0.0)).sum() == 0
+    with pytest.raises(ValueError):
+        threshold_for_false_alarm_rate([], 0.05)

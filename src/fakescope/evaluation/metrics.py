@@ -170,6 +170,15 @@ def choose_threshold(y_true: Iterable[int], p_fake: Iterable[float], rule: str =
     return (highest_real + lowest_fake) / 2.0
 
 
+def threshold_for_false_alarm_rate(real_scores: Iterable[float], max_false_alarm: float) -> float:
+    """The lowest threshold (within 1e-6) that calls at most ``max_false_alarm`` of these real samples' scores fake
+    (p_fake >= threshold): a threshold chosen on real videos alone, where no fakes like the ones to come exist."""
+    scores = np.asarray(list(real_scores), dtype=float)
+    if scores.size == 0:
+        raise ValueError("choosing a threshold needs real scores")
+    return float(np.quantile(scores, 1 - max_false_alarm, method="higher")) + 1e-6
+
+
 def _subset(rows: Sequence[Mapping[str, Any]], keep) -> tuple[list[int], list[float]]:
     chosen = [row for row in rows if keep(row)]
     return [int(row["label"]) for row in chosen], [float(row["p_fake"]) for row in chosen]
