@@ -204,7 +204,17 @@ def train_head(config: dict, clips: list, seed: int, out_dir: Path):
                              single_frame=train.get("single_frame", False), cache_stage=model_cfg.get("cache_stage"),
                              tail_lr_scale=train.get("tail_lr_scale", 0.1),
                              label_smoothing=train.get("label_smoothing", 0.0),
-                             ema_decay=train.get("ema_decay"), ema_start=train.get("ema_start", 0))
+                             ema_decay=train.get("ema_decay"), ema_start=train.get("ema_start", 0),
+                             paired_batches=train.get("paired_batches", False),
+                             source_of=original_videos(config) if train.get("paired_batches") else None)
+
+
+def original_videos(config: dict) -> dict[str, str]:
+    """Manipulated video key -> the key of the original it was made from, for every crop that records one."""
+    from fakescope.data.preprocess import load_index
+
+    return {record.key: record.source for path in config["crops"]["dirs"].values()
+            for record in load_index(REPO / path) if record.source}
 
 
 LAST_STEP = "model-last-step.safetensors"  # beside an averaged model: the weights of its last step

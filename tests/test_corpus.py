@@ -242,7 +242,8 @@ def test_feature_cache_and_training_step_on_photo_clips(tmp_path: Path) -> None:
     before = {k: v.clone() for k, v in model.state_dict().items()}
     trained = train_cached_head(model, [SourcedClip(cache, c) for c in stored], steps=2, still_batch=4,
                                 video_batch=2, progress=False, out_dir=tmp_path / "run",
-                                num_workers=0, feature_noise=0.2, mix_statistics=1.0)  # both augmentations on
+                                num_workers=0, feature_noise=0.2, mix_statistics=1.0,  # both augmentations on
+                                paired_batches=True)  # each photo beside its own self-blended copy
     after = trained.state_dict()
     assert not torch.equal(before["convs.0.0.weight"], after["convs.0.0.weight"]), "the neck must train"
     assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("backbone.")), "backbone is frozen"

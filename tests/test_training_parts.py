@@ -196,3 +196,59 @@ def test_mixing_channel_statistics_keeps_the_pattern_and_moves_each_clip_towards
     single = maps[:1]
     assert torch.equal(mix_channel_statistics(single), single), "nothing to mix with in a batch of one"
     assert mix_channel_statistics(maps.bfloat16()).dtype == torch.bfloat16
+
+
+def _stored(clip_id: str, label: int, dataset: str = "ffpp", kind: str = "video", frames: int = 4):
+    from fakescope.training.cached_head import SourcedClip
+    from fakescope.training.feature_cache import CachedClip
+
+    window, variant = clip_id.rsplit("/", 1)
+    key = window.rsplit("@", 1)[0]
+    method = "self-blended" if variant.startswith("sbi") else ("original" if label == 0 else "Deepfakes")
+    return SourcedClip(Path("cache"), CachedClip(clip_id, key, label, variant, dataset, kind, method, "g", 0, 0,
+                                                 frames))
+
+
+def test_paired_batches_put_each_fake_beside_the_real_clip_it_was_made_from():
+    from fakescope.training.cached_head import PairedBatchSampler, pair_partners
+
+    clips = [
+        _stored("orig/a.mp4@0/plain0", 0), _stored("orig/a.mp4@0/plain1", 0), _stored("orig/a.mp4@8/plain0", 0),
+        _stored("orig/a.mp4@0/sbi0", 1), _stored("orig/a.mp4@8/sbi0", 1),
+        _stored("fake/a_b.mp4@0/plain0", 1), _stored("fake/a_b.mp4@8/plain0", 1),
+        _stored("fake/c_d.mp4@0/plain0", 1),  # its original is not among the clips
+        _stored("orig/e.mp4@0/plain0", 0),
+    ]
+    source_of = {"fake/a_b.mp4": "orig/a.mp4", "fake/c_d.mp4": "orig/c.mp4"}
+    partners = pair_partners(clips, source_of)
+    assert partners == [[], [], [], [0, 1], [2], [0, 1], [2], [], []]
+    assert pair_partners(clips)[5] == [], "without the originals' names a manipulated video has no partner"
+
+    sampler = PairedBatchSampler(clips, batch_size=6, batches=200, source_of=source_of,
+                                 generator=torch.Generator().manual_seed(0))
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == 200 and all(len(b) == 6 for b in batches)
+    unpaired_reals = set()
+    for batch in batches:
+        for (fake, fake_position), (real, real_position) in zip(batch[::2], batch[1::2]):
+            assert clips[fake].clip.label == 1 and clips[real].clip.label == 0
+            assert fake_position == real_position and 0.0 <= fake_position < 1.0, "both show the same moment"
+            if partners[fake]:
+                assert real in partners[fake]
+            else:
+                unpaired_reals.add(real)
+    assert len(unpaired_reals) > 1, "a fake without a partner gets a real drawn from all of them"
+    drawn = [clips[f].clip.method for b in batches for f, _ in b[::2]]
+    assert 0.4 < drawn.count("self-blended") / len(drawn) < 0.6, "half the fakes self-blended, as unpaired"
+
+
+def test_a_paired_position_picks_the_same_frame_of_clips_of_any_length():
+    from fakescope.training.cached_head import CachedClips
+
+    clips = [_stored("orig/a.mp4@0/plain0", 0, frames=4), _stored("orig/a.mp4@0/sbi0", 1, frames=3)]
+    dataset = CachedClips(clips, single_frame=True)
+    dataset._maps[Path("cache")] = lambda clip: torch.arange(float(clip.frames)).view(-1, 1, 1, 1)
+    assert [float(dataset[(0, p)]["maps"]) for p in (0.0, 0.3, 0.5, 0.99)] == [0.0, 1.0, 2.0, 3.0]
+    assert [float(dataset[(1, p)]["maps"]) for p in (0.0, 0.5, 0.99)] == [0.0, 1.0, 2.0]
+    assert dataset[(1, 0.5)]["labels"].tolist() == [1]
+    assert float(dataset[0]["maps"]) in {0.0, 1.0, 2.0, 3.0}, "a plain index still draws a frame"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ import torch
 from lightning.pytorch.callbacks import EMAWeightAveraging
 from lightning.pytorch.utilities import CombinedLoader
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
+from torch.utils.data import DataLoader, Dataset, Sampler, WeightedRandomSampler
 
 from ..data.items import FAKE, STILL_KINDS
 from ..models.temporal_model import TemporalDeepfakeModel
@@ -38,7 +38,8 @@ class SourcedClip:
 
 
 class CachedClips(Dataset):
-    """(maps (T, C, H, W), labels (T,)) of cached clips."""
+    """(maps (T, C, H, W), labels (T,)) of cached clips. An index may come with a position in [0, 1): the frame a
+    single-frame dataset takes, so that two clips of one pair show the same moment (``PairedBatchSampler``)."""
 
     def __init__(self, clips: Sequence[SourcedClip], single_frame: bool = False) -> None:
         self.clips = list(clips)
@@ -48,14 +49,16 @@ class CachedClips(Dataset):
     def __len__(self) -> int:
         return len(self.clips)
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, index: int | tuple[int, float]) -> dict[str, torch.Tensor]:
+        index, position = index if isinstance(index, tuple) else (index, None)
         item = self.clips[index]
         maps = self._maps.get(item.cache)
         if maps is None:
             maps = self._maps[item.cache] = CacheMaps(item.cache)
         frames = maps(item.clip)
         if self.single_frame and frames.shape[0] > 1:
-            pick = random.randrange(frames.shape[0])
+            count = frames.shape[0]
+            pick = random.randrange(count) if position is None else min(int(position * count), count - 1)
             frames = frames[pick : pick + 1]
         return {"maps": frames, "labels": torch.full((frames.shape[0],), item.clip.label, dtype=torch.long)}
 
@@ -105,6 +108,72 @@ def balanced_weights(clips: Sequence[SourcedClip], sbi_share_of_fakes: float = 0
         datasets = per_category[name]
         weights.append(share[name] / len(datasets) / datasets[item.clip.dataset])
     return weights
+
+
+def _window(clip: CachedClip) -> str:
+    """``key@start``: the frames of a clip, whatever its variant."""
+    return clip.clip_id.rsplit("/", 1)[0]
+
+
+def pair_partners(clips: Sequence[SourcedClip], source_of: Mapping[str, str] | None = None) -> list[list[int]]:
+    """For each fake clip, the indices of the real clips it was made from, at the same frames: a self-blended
+    variant's own clip as stored unblended; a manipulated video's original (``source_of``: fake key -> original
+    key, as FaceForensics++ names them) at the same window, for the two are frame-aligned. Empty for reals and where
+    the partner is not among ``clips`` (an original held out, or never shipped)."""
+    reals: dict[tuple[Path, str], list[int]] = defaultdict(list)
+    for index, item in enumerate(clips):
+        if item.clip.label != FAKE:
+            reals[(item.cache, _window(item.clip))].append(index)
+    partners = []
+    for item in clips:
+        clip = item.clip
+        window = None
+        if clip.label == FAKE and clip.variant.startswith("sbi"):
+            window = _window(clip)
+        elif clip.label == FAKE and source_of and clip.key in source_of:
+            window = f"{source_of[clip.key]}@{_window(clip).rsplit('@', 1)[1]}"
+        partners.append(list(reals.get((item.cache, window), [])) if window else [])
+    return partners
+
+
+class PairedBatchSampler(Sampler[list[tuple[int, float]]]):
+    """Batches of real/fake pairs. Half of each batch are fakes drawn with ``balanced_weights``; each comes with one
+    of its ``pair_partners`` at the same frame position (a fake without one, with a real drawn with those weights).
+    The person, the light and the camera are then the same on both sides of most pairs, so only the manipulation
+    tells them apart: in independent draws, who is in the picture can correlate with the label by chance."""
+
+    def __init__(self, clips: Sequence[SourcedClip], batch_size: int, batches: int,
+                 sbi_share_of_fakes: float = 0.5, source_of: Mapping[str, str] | None = None,
+                 generator: torch.Generator | None = None) -> None:
+        if batch_size < 2:
+            raise ValueError("a paired batch needs room for at least one pair")
+        weights = torch.tensor(balanced_weights(clips, sbi_share_of_fakes), dtype=torch.double)
+        self.fakes = torch.tensor([i for i, c in enumerate(clips) if c.clip.label == FAKE])
+        self.reals = torch.tensor([i for i, c in enumerate(clips) if c.clip.label != FAKE])
+        if not len(self.fakes) or not len(self.reals):
+            raise ValueError("paired batches need both real and fake clips")
+        self.fake_weights, self.real_weights = weights[self.fakes], weights[self.reals]
+        self.partners = pair_partners(clips, source_of)
+        self.pairs_per_batch, self.batches = batch_size // 2, batches
+        self.generator = generator
+
+    def __len__(self) -> int:
+        return self.batches
+
+    def __iter__(self) -> Iterator[list[tuple[int, float]]]:
+        draw = self.generator
+        for _ in range(self.batches):
+            fakes = self.fakes[torch.multinomial(self.fake_weights, self.pairs_per_batch, True, generator=draw)]
+            positions = torch.rand(self.pairs_per_batch, generator=draw, dtype=torch.double).tolist()
+            batch = []
+            for fake, position in zip(fakes.tolist(), positions):
+                partners = self.partners[fake]
+                if partners:
+                    real = partners[int(torch.randint(len(partners), (1,), generator=draw))]
+                else:
+                    real = int(self.reals[torch.multinomial(self.real_weights, 1, generator=draw)])
+                batch += [(fake, position), (real, position)]
+            yield batch
 
 
 def _pad_collate(batch: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -218,6 +287,8 @@ def train_cached_head(
     label_smoothing: float = 0.0,
     ema_decay: float | None = None,
     ema_start: int = 0,
+    paired_batches: bool = False,
+    source_of: Mapping[str, str] | None = None,
 ) -> TemporalDeepfakeModel:
     """Train ``model``'s trainable part for ``steps`` steps on ``clips``; returns the model (in eval mode).
 
@@ -228,7 +299,9 @@ def train_cached_head(
     batches passed through ``mix_channel_statistics`` (both on training batches only, never when scoring).
     ``ema_decay``: the returned weights are an exponential moving average of the weights after each step from
     ``ema_start`` on (Lightning's ``EMAWeightAveraging``); the last step's own weights are then kept in the model's
-    ``last_step_state`` attribute (a state dict), for comparison."""
+    ``last_step_state`` attribute (a state dict), for comparison. ``paired_batches``: each batch is made of
+    real/fake pairs of one clip (``PairedBatchSampler``; ``source_of`` maps manipulated videos to their originals)
+    instead of independent draws."""
     L.seed_everything(seed, workers=True)
     random.seed(seed)
     groups = {"stills": [c for c in clips if c.clip.kind in STILL_KINDS],
@@ -239,11 +312,17 @@ def train_cached_head(
         if not chosen:
             continue
         batch_size = still_batch if name == "stills" else video_batch
-        sampler = WeightedRandomSampler(balanced_weights(chosen, sbi_share_of_fakes),
-                                        num_samples=(steps + 1) * batch_size, replacement=True, generator=generator)
-        loaders[name] = DataLoader(CachedClips(chosen, single_frame), batch_size=batch_size,
-                                   sampler=sampler, collate_fn=_pad_collate, num_workers=num_workers,
-                                   persistent_workers=num_workers > 0, prefetch_factor=4 if num_workers else None)
+        if paired_batches:
+            batching = {"batch_sampler": PairedBatchSampler(chosen, batch_size, steps + 1, sbi_share_of_fakes,
+                                                            source_of, generator)}
+        else:
+            sampler = WeightedRandomSampler(balanced_weights(chosen, sbi_share_of_fakes),
+                                            num_samples=(steps + 1) * batch_size, replacement=True,
+                                            generator=generator)
+            batching = {"batch_size": batch_size, "sampler": sampler}
+        loaders[name] = DataLoader(CachedClips(chosen, single_frame), **batching, collate_fn=_pad_collate,
+                                   num_workers=num_workers, persistent_workers=num_workers > 0,
+                                   prefetch_factor=4 if num_workers else None)
     if not loaders:
         raise ValueError("no cached clips to train on")
     module = CachedHeadModule(model, lr=lr, weight_decay=weight_decay, total_steps=steps,
