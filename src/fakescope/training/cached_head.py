@@ -110,9 +110,10 @@ def balanced_weights(clips: Sequence[SourcedClip], sbi_share_of_fakes: float = 0
     return weights
 
 
-def _window(clip: CachedClip) -> str:
-    """``key@start``: the frames of a clip, whatever its variant."""
-    return clip.clip_id.rsplit("/", 1)[0]
+def window_start(clip: CachedClip) -> int:
+    """The first frame of a clip's window in its video (clip ids are ``key@start/variant``): with the key, which
+    frames a clip holds, whatever its variant."""
+    return int(clip.clip_id.rsplit("/", 1)[0].rsplit("@", 1)[1])
 
 
 def pair_partners(clips: Sequence[SourcedClip], source_of: Mapping[str, str] | None = None) -> list[list[int]]:
@@ -120,19 +121,17 @@ def pair_partners(clips: Sequence[SourcedClip], source_of: Mapping[str, str] | N
     variant's own clip as stored unblended; a manipulated video's original (``source_of``: fake key -> original
     key, as FaceForensics++ names them) at the same window, for the two are frame-aligned. Empty for reals and where
     the partner is not among ``clips`` (an original held out, or never shipped)."""
-    reals: dict[tuple[Path, str], list[int]] = defaultdict(list)
+    reals: dict[tuple[Path, str, int], list[int]] = defaultdict(list)
     for index, item in enumerate(clips):
         if item.clip.label != FAKE:
-            reals[(item.cache, _window(item.clip))].append(index)
+            reals[(item.cache, item.clip.key, window_start(item.clip))].append(index)
     partners = []
     for item in clips:
         clip = item.clip
-        window = None
-        if clip.label == FAKE and clip.variant.startswith("sbi"):
-            window = _window(clip)
-        elif clip.label == FAKE and source_of and clip.key in source_of:
-            window = f"{source_of[clip.key]}@{_window(clip).rsplit('@', 1)[1]}"
-        partners.append(list(reals.get((item.cache, window), [])) if window else [])
+        original = None
+        if clip.label == FAKE:
+            original = clip.key if clip.variant.startswith("sbi") else (source_of or {}).get(clip.key)
+        partners.append(list(reals.get((item.cache, original, window_start(clip)), [])) if original else [])
     return partners
 
 
@@ -363,7 +362,7 @@ def score_cached_videos(model: TemporalDeepfakeModel, clips: Sequence[SourcedCli
     tail = backbone_tail(model, cache_stage)
     results = {}
     for (cache, key, variant), items in sorted(by_video.items()):
-        items = sorted(items, key=lambda c: int(c.clip.clip_id.rsplit("/", 1)[0].rsplit("@", 1)[1]))
+        items = sorted(items, key=lambda c: window_start(c.clip))
         reader = maps.setdefault(cache, CacheMaps(cache))
         frames = torch.cat([reader(item.clip) for item in items])
         features = torch.cat([model.forward_neck(tail(frames[i : i + 64])) for i in range(0, len(frames), 64)])
