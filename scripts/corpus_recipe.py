@@ -229,7 +229,8 @@ def load_or_train(config: dict, clips: list, run_dir: Path, recipe: str):
     path = run_dir / "model.safetensors"
     if path.is_file():
         return load_checkpoint(path)[0].eval()
-    model = train_head(config, clips, config["seed"], run_dir)
+    # training.seed: another draw of the same recipe (initialisation, batches, augmentation) on the same caches
+    model = train_head(config, clips, config["training"].get("seed", config["seed"]), run_dir)
     model.config = model.config.replace(window=config["evaluation"]["window"])
     last_step = getattr(model, "last_step_state", None)
     if last_step is not None:
